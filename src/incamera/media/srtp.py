@@ -1,0 +1,156 @@
+"""SRTP/SRTCP protection with keys from a DTLS-SRTP handshake (RFC 3711, RFC 5764, RFC 7714).
+
+:class:`SrtpSession` wraps two libsrtp sessions (through pylibsrtp): an outbound one keyed
+with our own master key and salt, an inbound one keyed with the peer's. Each accepts any
+SSRC, so streams need not be declared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pylibsrtp
+
+
+class SrtpProfile(StrEnum):
+    """DTLS-SRTP protection profiles the SFU negotiates, by their OpenSSL names.
+
+    RFC 5764 section 4.1.2 and RFC 7714 section 14.2 (the registry names differ:
+    ``SRTP_AES128_CM_HMAC_SHA1_80`` (0x0001) and ``SRTP_AEAD_AES_128_GCM`` (0x0007)).
+    """
+
+    AEAD_AES_128_GCM = "SRTP_AEAD_AES_128_GCM"
+    AES128_CM_SHA1_80 = "SRTP_AES128_CM_SHA1_80"
+
+    @property
+    def key_length(self) -> int:
+        """Master key length in bytes."""
+        return 16
+
+    @property
+    def salt_length(self) -> int:
+        """Master salt length in bytes (RFC 7714 section 12: 12 for GCM; RFC 3711: 14)."""
+        return 12 if self is SrtpProfile.AEAD_AES_128_GCM else 14
+
+
+# Preferred first: GCM is faster in libsrtp and its tag authenticates more cheaply.
+DEFAULT_SRTP_PROFILES: tuple[SrtpProfile, ...] = (
+    SrtpProfile.AEAD_AES_128_GCM,
+    SrtpProfile.AES128_CM_SHA1_80,
+)
+
+_LIBSRTP_PROFILES = {
+    SrtpProfile.AEAD_AES_128_GCM: pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    SrtpProfile.AES128_CM_SHA1_80: pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+}
+
+# libsrtp's replay window, in packets (libsrtp accepts 64..32768). Video bursts after a key
+# frame plus NACK retransmissions arrive well out of order; 1024 absorbs that.
+REPLAY_WINDOW = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SrtpKeys:
+    """Keying material exported by a DTLS-SRTP handshake (RFC 5764 section 4.2).
+
+    ``local_key_salt`` is our own master key followed by our master salt; we protect with it
+    and the peer unprotects with it (it is the peer's ``remote_key_salt``).
+    """
+
+    profile: SrtpProfile
+    local_key_salt: bytes
+    remote_key_salt: bytes
+
+    def __post_init__(self) -> None:
+        expected = self.profile.key_length + self.profile.salt_length
+        if len(self.local_key_salt) != expected or len(self.remote_key_salt) != expected:
+            raise ValueError(f"{self.profile} keys must be {expected} bytes (key + salt)")
+
+    def __repr__(self) -> str:  # never print key material into logs
+        return f"SrtpKeys(profile={self.profile!s})"
+
+
+class SrtpError(Exception):
+    """A packet could not be protected or unprotected.
+
+    ``reason`` is a short stable word for counters: ``"auth"`` (authentication failure),
+    ``"replay"`` (replayed or too old), ``"malformed"`` (too short, too long, not a packet)
+    or ``"other"``.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# libsrtp's messages (as pylibsrtp words them) for input that is not a usable packet:
+# "unsupported parameter" is its answer to a truncated or invalid header.
+_MALFORMED_MESSAGES = (
+    "unsupported parameter",
+    "unable to perform desired validation",
+    "parsing",
+    "too long",
+    "as much data",
+)
+
+
+def _classify(message: str) -> str:
+    if "authentication" in message:
+        return "auth"
+    if "replay" in message or "too old" in message:
+        return "replay"
+    if any(word in message for word in _MALFORMED_MESSAGES):
+        return "malformed"
+    return "other"
+
+
+def _policy(profile: SrtpProfile, key_salt: bytes, ssrc_type: int) -> pylibsrtp.Policy:
+    policy = pylibsrtp.Policy(
+        key=key_salt, ssrc_type=ssrc_type, srtp_profile=_LIBSRTP_PROFILES[profile]
+    )
+    policy.allow_repeat_tx = True
+    policy.window_size = REPLAY_WINDOW
+    return policy
+
+
+class SrtpSession:
+    """Both directions of SRTP and SRTCP for one DTLS-SRTP association."""
+
+    def __init__(self, keys: SrtpKeys) -> None:
+        self.profile = keys.profile
+        self._outbound = pylibsrtp.Session(
+            _policy(keys.profile, keys.local_key_salt, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        )
+        self._inbound = pylibsrtp.Session(
+            _policy(keys.profile, keys.remote_key_salt, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        )
+
+    def protect(self, rtp: bytes) -> bytes:
+        """RTP -> SRTP with our key."""
+        try:
+            return self._outbound.protect(rtp)
+        except (pylibsrtp.Error, ValueError, TypeError) as exc:
+            raise SrtpError(_classify(str(exc)), f"protect: {exc}") from None
+
+    def unprotect(self, srtp: bytes) -> bytes:
+        """SRTP -> RTP with the peer's key; raises :class:`SrtpError` on any failure."""
+        try:
+            return self._inbound.unprotect(srtp)
+        except (pylibsrtp.Error, ValueError, TypeError) as exc:
+            raise SrtpError(_classify(str(exc)), f"unprotect: {exc}") from None
+
+    def protect_rtcp(self, rtcp: bytes) -> bytes:
+        """RTCP -> SRTCP with our key."""
+        try:
+            return self._outbound.protect_rtcp(rtcp)
+        except (pylibsrtp.Error, ValueError, TypeError) as exc:
+            raise SrtpError(_classify(str(exc)), f"protect_rtcp: {exc}") from None
+
+    def unprotect_rtcp(self, srtcp: bytes) -> bytes:
+        """SRTCP -> RTCP with the peer's key; raises :class:`SrtpError` on any failure."""
+        try:
+            return self._inbound.unprotect_rtcp(srtcp)
+        except (pylibsrtp.Error, ValueError, TypeError) as exc:
+            raise SrtpError(_classify(str(exc)), f"unprotect_rtcp: {exc}") from None
