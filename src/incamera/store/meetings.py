@@ -1,0 +1,104 @@
+"""Meeting rows: what outlives the process (id, title, creation and closing times).
+
+Who is in a meeting right now is not stored: participants are live connections, held in
+memory by the server. All methods are blocking (see ``database.py`` for why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from .database import Database
+from .schema import meetings
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingRecord:
+    id: str
+    title: str | None
+    created_at: datetime
+    closes_at: datetime | None  # None while somebody is in the meeting
+    closed_at: datetime | None  # set once the meeting has closed
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed_at is not None
+
+
+def _record(
+    row: sa.Row[tuple[str, str | None, datetime, datetime | None, datetime | None]],
+) -> MeetingRecord:
+    return MeetingRecord(
+        id=row.id,
+        title=row.title,
+        created_at=row.created_at,
+        closes_at=row.closes_at,
+        closed_at=row.closed_at,
+    )
+
+
+class MeetingStore:
+    def __init__(self, database: Database) -> None:
+        self._engine = database.engine
+
+    def insert(self, record: MeetingRecord) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(
+                meetings.insert().values(
+                    id=record.id,
+                    title=record.title,
+                    created_at=record.created_at,
+                    closes_at=record.closes_at,
+                    closed_at=record.closed_at,
+                )
+            )
+
+    def get(self, meeting_id: str) -> MeetingRecord | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                sa.select(
+                    meetings.c.id,
+                    meetings.c.title,
+                    meetings.c.created_at,
+                    meetings.c.closes_at,
+                    meetings.c.closed_at,
+                ).where(meetings.c.id == meeting_id)
+            ).one_or_none()
+        return None if row is None else _record(row)
+
+    def set_closes_at(self, meeting_id: str, closes_at: datetime | None) -> None:
+        """Record a change of occupancy: None when the first person joined, a time when the
+        last one left. Has no effect on a closed meeting."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                meetings.update()
+                .where(meetings.c.id == meeting_id, meetings.c.closed_at.is_(None))
+                .values(closes_at=closes_at)
+            )
+
+    def close_due(self, now: datetime) -> list[str]:
+        """Close every open meeting whose ``closes_at`` has passed; return their ids."""
+        due = sa.and_(meetings.c.closed_at.is_(None), meetings.c.closes_at <= now)
+        with self._engine.begin() as connection:
+            ids = list(connection.execute(sa.select(meetings.c.id).where(due)).scalars())
+            if ids:
+                connection.execute(
+                    meetings.update()
+                    .where(meetings.c.id.in_(ids), meetings.c.closed_at.is_(None))
+                    .values(closed_at=now)
+                )
+        return ids
+
+    def release_occupied(self, closes_at: datetime) -> int:
+        """After a restart nobody is connected: give every meeting that was occupied when
+        the previous process stopped a closing time. Returns how many were changed."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                meetings.update()
+                .where(meetings.c.closed_at.is_(None), meetings.c.closes_at.is_(None))
+                .values(closes_at=closes_at)
+            )
+        return int(result.rowcount)

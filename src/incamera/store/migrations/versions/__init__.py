@@ -1,0 +1,1 @@
+"""Migration scripts, one per schema version (loaded by Alembic, not imported)."""
