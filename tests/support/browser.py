@@ -286,7 +286,10 @@ class BrowserPeer:
         video_codec: str | None = None,
         source: Literal["camera", "screen"] = "camera",
     ) -> None:
-        """Open the SEND pc, offer sendonly tracks, and apply the answer ``signal`` returns.
+        """Offer sendonly tracks on the SEND pc and apply the answer ``signal`` returns.
+
+        The first call creates the SEND pc; later calls add more tracks (e.g. a screen
+        share) to it and renegotiate.
 
         ``signal`` is an async callable ``offer_sdp -> answer_sdp`` (the test's stand-in for
         the signalling server). ``simulcast`` asks for three layers with rids q (1/4),

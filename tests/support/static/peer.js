@@ -10,7 +10,7 @@ const PC_CONFIG = { iceServers: [] };
 
 let sendPc = null;
 let recvPc = null;
-let localStream = null;
+const localStreams = [];
 const remoteElements = new Map(); // track id -> <video>/<audio>
 
 function waitForGatheringComplete(pc) {
@@ -68,18 +68,20 @@ async function getMedia(opts) {
   return stream;
 }
 
-// Creates the send pc with sendonly transceivers and returns the offer SDP.
+// Adds sendonly transceivers for the requested media to the send pc (created on first use)
+// and returns the offer SDP. Calling it again adds more tracks (e.g. a screen share) and
+// renegotiates.
 async function createPublishOffer(opts) {
-  if (sendPc !== null) {
-    throw new Error("already publishing");
+  const stream = await getMedia(opts);
+  localStreams.push(stream);
+  if (sendPc === null) {
+    sendPc = new RTCPeerConnection(PC_CONFIG);
   }
-  localStream = await getMedia(opts);
-  sendPc = new RTCPeerConnection(PC_CONFIG);
-  for (const track of localStream.getAudioTracks()) {
-    sendPc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
+  for (const track of stream.getAudioTracks()) {
+    sendPc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
   }
-  for (const track of localStream.getVideoTracks()) {
-    const init = { direction: "sendonly", streams: [localStream] };
+  for (const track of stream.getVideoTracks()) {
+    const init = { direction: "sendonly", streams: [stream] };
     if (opts.simulcast) {
       init.sendEncodings = [
         { rid: "q", scaleResolutionDownBy: 4 },
@@ -95,7 +97,7 @@ async function createPublishOffer(opts) {
     video.autoplay = true;
     video.muted = true;
     video.playsInline = true;
-    video.srcObject = localStream;
+    video.srcObject = stream;
     document.getElementById("local").appendChild(video);
   }
   await sendPc.setLocalDescription(await sendPc.createOffer());
@@ -213,8 +215,8 @@ function close() {
       pc.close();
     }
   }
-  if (localStream !== null) {
-    for (const t of localStream.getTracks()) {
+  for (const stream of localStreams) {
+    for (const t of stream.getTracks()) {
       t.stop();
     }
   }
