@@ -1,0 +1,214 @@
+"""The ASGI application: routes, middleware, static web app and the start-up sequence.
+
+Start-up (``lifespan``), in order: migrate the database, release meetings the previous
+run left occupied, start the meeting sweeper, start the media plane (``media_plane``),
+then report ready on ``/healthz``. Shutdown runs the same steps backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import structlog
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from incamera.config import Settings, is_loopback_host
+from incamera.store import Database, MeetingStore
+
+from . import api
+from .context import ServerContext
+from .logs import redact_path
+from .meetings import ClosePolicy, is_meeting_id
+from .registry import MeetingRegistry
+from .security import SecurityHeadersMiddleware
+
+log = structlog.get_logger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+MEETING_PAGE = "meeting.html"
+
+
+def sweep_interval(policy: ClosePolicy) -> float:
+    """How often closing times are checked: often enough for short grace periods."""
+    return max(1.0, min(30.0, policy.empty_grace.total_seconds() / 4))
+
+
+@contextlib.asynccontextmanager
+async def media_plane(app: Starlette) -> AsyncIterator[None]:
+    """Start the media plane with the server and stop it with the server.
+
+    The supervisor of the SFU worker processes (``settings.media``: one process and one UDP
+    port per worker) plugs in here: start it before the ``yield``, stop it after. It is
+    not built yet, so this starts nothing.
+    """
+    yield
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    context = ServerContext.of(app)
+    await to_thread.run_sync(context.database.upgrade)
+    await context.registry.recover()
+    sweeper = asyncio.create_task(
+        context.registry.run_sweeper(sweep_interval(context.registry.policy)),
+        name="incamera-meeting-sweeper",
+    )
+    try:
+        async with media_plane(app):
+            context.ready = True
+            log.info("server ready")
+            try:
+                yield
+            finally:
+                context.ready = False
+                log.info("server stopping")
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await to_thread.run_sync(context.database.close)
+
+
+class AccessLogMiddleware:
+    """Logs method, path (ids redacted), status and duration; never the client address."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            log.debug(
+                "http request",
+                method=scope["method"],
+                path=redact_path(scope["path"]),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """Host header values accepted: the public host and loopback names (blocks DNS
+    rebinding against a server on localhost)."""
+    hosts = {"localhost", "127.0.0.1", "::1", "[::1]"}
+    public = urlsplit(settings.base_url).hostname
+    if public:
+        hosts.add(public)
+        hosts.add(f"[{public}]" if ":" in public else public)
+    if not is_loopback_host(settings.bind_host):
+        hosts.add(settings.bind_host)
+    return sorted(hosts)
+
+
+async def meeting_page(request: Request) -> Response:
+    """``/m/<id>``: the meeting web app (it asks the API whether the meeting exists)."""
+    page = WEB_DIR / MEETING_PAGE
+    if not is_meeting_id(request.path_params["meeting_id"]) or not page.is_file():
+        raise HTTPException(404)
+    return FileResponse(page, headers={"cache-control": "no-cache"})
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, api.ApiError)
+    return api.error_response(exc.status, exc.code, exc.detail)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/") or request.url.path == "/healthz":
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return api.error_response(exc.status_code, code, str(exc.detail))
+    return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
+class CatchAllMiddleware:
+    """Turns an unhandled exception into a JSON 500 *inside* the middleware stack, so the
+    response still gets the security headers (Starlette's own error handler sits outside
+    every middleware). Logs the error without the client address or ids."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_track(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_track)
+        except Exception:
+            log.exception("unhandled error", path=redact_path(scope["path"]))
+            if started:
+                raise
+            response = api.error_response(500, "internal_error", "internal server error")
+            await response(scope, receive, send)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI app for ``settings``. The database is opened and migrated on start-up."""
+    database = Database(settings.db_url)
+    policy = ClosePolicy(
+        empty_grace=timedelta(seconds=settings.meetings.empty_grace_seconds),
+        unused_ttl=timedelta(seconds=settings.meetings.unused_ttl_seconds),
+    )
+    context = ServerContext(
+        settings=settings,
+        database=database,
+        registry=MeetingRegistry(MeetingStore(database), policy),
+    )
+    routes = [
+        *api.routes,
+        Route("/m/{meeting_id}", meeting_page, methods=["GET", "HEAD"]),
+        Mount("/", app=StaticFiles(directory=WEB_DIR, html=True), name="web"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(AccessLogMiddleware),
+            Middleware(SecurityHeadersMiddleware, base_url=settings.base_url),
+            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings)),
+            Middleware(CatchAllMiddleware),
+        ],
+        exception_handlers={
+            api.ApiError: _api_error,
+            HTTPException: _http_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    return app

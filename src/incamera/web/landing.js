@@ -1,0 +1,68 @@
+// Landing page: create a meeting through the API and show its link, or join one by link.
+// No inline script (the Content-Security-Policy forbids it) and no third-party origin.
+
+const $ = (id) => document.getElementById(id);
+
+function showError(message) {
+  const error = $("error");
+  error.textContent = message;
+  error.hidden = false;
+}
+
+async function createMeeting() {
+  const button = $("create");
+  button.disabled = true;
+  $("error").hidden = true;
+  try {
+    const response = await fetch("/api/meetings", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    const body = await response.json();
+    if (!response.ok) {
+      showError(body.detail || `The server answered ${response.status}.`);
+      return;
+    }
+    $("join-url").value = body.join_url;
+    $("open").href = body.join_url;
+    $("created").hidden = false;
+    $("join-url").select();
+  } catch (err) {
+    showError("The server could not be reached. Please try again.");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function copyLink() {
+  const link = $("join-url").value;
+  try {
+    await navigator.clipboard.writeText(link);
+    $("copy").textContent = "Copied";
+  } catch (err) {
+    $("join-url").select();
+  }
+}
+
+function joinByLink(event) {
+  event.preventDefault();
+  const text = $("join-link").value.trim();
+  let url;
+  try {
+    url = new URL(text, window.location.origin);
+  } catch (err) {
+    showError("That is not a meeting link.");
+    return;
+  }
+  const isMeeting = /^\/m\/[A-Za-z0-9_-]{22,64}$/.test(url.pathname);
+  if (!isMeeting || !["http:", "https:"].includes(url.protocol)) {
+    showError("That is not a meeting link.");
+    return;
+  }
+  window.location.assign(url.href);
+}
+
+$("create").addEventListener("click", createMeeting);
+$("copy").addEventListener("click", copyLink);
+$("join-form").addEventListener("submit", joinByLink);
