@@ -229,6 +229,9 @@ def _field_positions(buf: bytes | bytearray | memoryview, offset: int) -> tuple[
         if pos >= length:
             raise ParseError("VP8 descriptor truncated in TL0PICIDX")
         tl0_pos = pos
+        pos += 1
+    if x & (_T | _K) and pos >= length:
+        raise ParseError("VP8 descriptor truncated in TID/KEYIDX")
     return pid_pos, long_pid, tl0_pos
 
 
@@ -290,3 +293,19 @@ class Vp8Rewriter(PictureIdRewriter):
         elif out_tl0 is not None:
             _, _, tl0_pos = _field_positions(buf, offset)
             buf[tl0_pos] = out_tl0
+
+
+def keyframe_size(payload: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+    """Width and height from the first packet of a key frame, else None.
+
+    The VP8 key frame header (RFC 6386 section 9.1) follows the 3-byte frame tag: the start
+    code 9d 01 2a, then 14-bit width and height (little-endian, 2 scaling bits above). These
+    10 bytes stay in clear under SFrame, so the SFU learns each simulcast layer's size.
+    """
+    offset = descriptor_size(payload)
+    header = bytes(payload[offset : offset + 10])
+    if len(header) < 10 or header[0] & 0x01 or header[3:6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(header[6:8], "little") & 0x3FFF
+    height = int.from_bytes(header[8:10], "little") & 0x3FFF
+    return width, height

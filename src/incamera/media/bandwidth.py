@@ -1,0 +1,137 @@
+"""Bandwidth estimation on both sides of the SFU.
+
+- ``TwccRecorder`` (publisher side): records the transport-wide sequence number and arrival
+  time of every packet a publisher sends, so the transport can return transport-wide
+  congestion control feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01). The
+  publisher's own congestion controller (GoogCC in browsers) turns that into its send rate,
+  which is how a camera ramps up to HD.
+- ``DownlinkEstimator`` (subscriber side): from the feedback a subscriber returns for what the
+  SFU sent it, an AIMD estimate of the subscriber's downlink: grows multiplicatively while
+  loss stays low and one-way delay does not build up, backs off to the delivered rate on
+  loss or queueing. It drives which simulcast layers the subscriber's consumers get.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .seqnum import SeqUnwrapper
+
+MAX_FEEDBACK_PACKETS = 1000
+
+
+class TwccRecorder:
+    __slots__ = ("_arrivals", "_unwrap", "feedback_count")
+
+    def __init__(self) -> None:
+        self._unwrap = SeqUnwrapper()
+        self._arrivals: dict[int, int] = {}  # unwrapped transport seq -> arrival time (µs)
+        self.feedback_count = 0
+
+    def on_packet(self, transport_seq: int, now: float) -> None:
+        if len(self._arrivals) < MAX_FEEDBACK_PACKETS:
+            self._arrivals[self._unwrap.unwrap(transport_seq)] = int(now * 1_000_000)
+
+    def take(self) -> list[tuple[int, int | None]] | None:
+        """Packets since the last feedback as (16-bit seq, arrival µs or None if missing),
+        from the lowest to the highest sequence; None when nothing arrived."""
+        if not self._arrivals:
+            return None
+        arrivals = self._arrivals
+        self._arrivals = {}
+        first, last = min(arrivals), max(arrivals)
+        if last - first >= MAX_FEEDBACK_PACKETS:
+            first = last - MAX_FEEDBACK_PACKETS + 1
+        self.feedback_count = (self.feedback_count + 1) & 0xFF
+        return [(seq & 0xFFFF, arrivals.get(seq)) for seq in range(first, last + 1)]
+
+
+class DownlinkEstimator:
+    """AIMD downlink estimate for one subscriber transport, from TWCC feedback or REMB."""
+
+    INITIAL_BPS = 1_500_000
+    MIN_BPS = 100_000
+    MAX_BPS = 30_000_000
+
+    def __init__(self, initial: int = INITIAL_BPS, maximum: int = MAX_BPS) -> None:
+        self.estimate = initial
+        self.maximum = maximum
+        self._sent: OrderedDict[int, tuple[float, int]] = OrderedDict()  # seq -> (time, size)
+        self._unwrap = SeqUnwrapper()
+        self._seq = 0
+        self.remote_estimate: int | None = None  # a REMB from the subscriber, if any
+        self.loss = 0.0
+
+    def next_sequence(self, now: float, size: int) -> int:
+        """Assign the transport-wide sequence number of the next outgoing packet."""
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        sent = self._sent
+        sent[seq] = (now, size)
+        if len(sent) > 4096:
+            sent.popitem(last=False)
+        return seq
+
+    def on_feedback(self, packets: list[tuple[int, int | None]], now: float) -> None:
+        """One TWCC feedback: (seq, arrival µs or None) for each reported packet."""
+        received = lost = 0
+        acked_bytes = 0
+        first_send = last_send = None
+        delays: list[tuple[float, float]] = []
+        for seq, arrival in packets:
+            entry = self._sent.pop(seq, None)
+            if entry is None:
+                continue
+            send_time, size = entry
+            if arrival is None:
+                lost += 1
+                continue
+            received += 1
+            acked_bytes += size
+            if first_send is None:
+                first_send = send_time
+            last_send = send_time
+            delays.append((send_time, arrival / 1_000_000 - send_time))
+        total = received + lost
+        if total == 0:
+            return
+        self.loss = lost / total
+        span = (last_send - first_send) if first_send is not None and last_send else 0.0
+        acked_bps = acked_bytes * 8 / max(span, 0.05)
+        self._update(self.loss, _delay_trend(delays), acked_bps)
+
+    def on_receiver_loss(self, fraction_lost: float) -> None:
+        """Loss from a receiver report (RFC 3550) when no TWCC feedback is available."""
+        self.loss = fraction_lost
+        self._update(fraction_lost, 0.0, None)
+
+    def on_remb(self, bitrate: int) -> None:
+        self.remote_estimate = bitrate
+
+    def _update(self, loss: float, delay_trend: float, acked_bps: float | None) -> None:
+        if loss > 0.10:
+            base = acked_bps if acked_bps is not None else self.estimate
+            self.estimate = int(min(self.estimate, base) * (1 - 0.5 * loss))
+        elif delay_trend > 0.010:  # 10 ms of queueing built up across the feedback window
+            base = acked_bps if acked_bps is not None else self.estimate
+            self.estimate = int(min(self.estimate, base) * 0.85)
+        elif loss < 0.02:
+            self.estimate = int(self.estimate * 1.05)
+        self.estimate = max(self.MIN_BPS, min(self.maximum, self.estimate))
+
+    @property
+    def available(self) -> int:
+        """The bit rate the consumers of this transport may use."""
+        if self.remote_estimate is not None:
+            return min(self.estimate, self.remote_estimate)
+        return self.estimate
+
+
+def _delay_trend(samples: list[tuple[float, float]]) -> float:
+    """Growth of one-way delay across the samples (seconds): later half minus earlier half."""
+    if len(samples) < 8:
+        return 0.0
+    half = len(samples) // 2
+    early = sorted(d for _, d in samples[:half])[half // 2]
+    late = sorted(d for _, d in samples[half:])[(len(samples) - half) // 2]
+    return late - early

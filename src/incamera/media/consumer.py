@@ -1,0 +1,276 @@
+"""A Consumer: one outgoing copy of a Producer for one subscriber.
+
+It chooses which of the producer's streams (simulcast layers) to forward, switches only on
+a key frame of the new layer, and rewrites SSRC, sequence number and timestamp so the
+subscriber sees one continuous stream across layer switches and pauses. It remembers which
+source packet each outgoing sequence number came from so NACKs can be answered with RTX
+(RFC 4588) from the producer's retransmission cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .codecs.vp8 import Vp8Rewriter
+from .errors import ParseError
+from .rtp_parameters import MediaKind, RtpParameters
+
+if TYPE_CHECKING:
+    from .producer import Producer, ProducerStream
+
+HISTORY = 1024  # outgoing packets remembered for NACK -> source mapping; power of two
+HISTORY_MASK = HISTORY - 1
+
+_pack_seq_ts_ssrc = struct.Struct("!HII").pack_into
+
+
+class Consumer:
+    def __init__(
+        self,
+        consumer_id: str,
+        producer: Producer,
+        rtp_parameters: RtpParameters,
+        send: Callable[[bytearray], None],
+        on_layer_change: Callable[[Consumer, int | None], None] | None = None,
+    ) -> None:
+        self.id = consumer_id
+        self.producer = producer
+        self.kind = producer.kind
+        self.rtp_parameters = rtp_parameters
+        encoding = rtp_parameters.encodings[0]
+        assert encoding.ssrc is not None
+        self.ssrc: int = encoding.ssrc
+        self.rtx_ssrc: int | None = encoding.rtx_ssrc
+        codec = rtp_parameters.codecs[0]
+        self.rtx_pt: int | None = codec.rtx_payload_type
+        self._send = send
+        self._on_layer_change = on_layer_change
+        self.paused = False
+        self.closed = False
+        n_layers = len(producer.streams)
+        # Layer choice: preferred (what the subscriber asked for), allowed (what bandwidth
+        # and load allow), target = min of both among active layers; current = forwarding.
+        self.preferred_layer = n_layers - 1
+        self.allowed_layer = n_layers - 1
+        self.target_layer: int | None = 0 if self.kind is MediaKind.VIDEO else None
+        self.current_layer: int | None = None
+        self.max_size: tuple[int, int] | None = None
+        # rewriting state
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._last_seq = 0  # last outgoing sequence number
+        self._last_ts = 0
+        self._last_sent_at = -1.0
+        self._last_in_seq = -1
+        self._started = False
+        self._rtx_seq = 0
+        self._hist_seq = [-1] * HISTORY
+        self._hist_src = [0] * HISTORY  # (layer << 16) | source seq
+        self._hist_ts = [0] * HISTORY  # outgoing timestamp
+        self._switch_seq = 0  # first outgoing sequence number of the current segment
+        self._switched = False  # next forwarded packet is the first of a new segment
+        self._vp8 = Vp8Rewriter() if producer.codec.name == "vp8" else None
+        self._payload_offset = 0
+        # statistics
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self.retransmissions_sent = 0
+        self.keyframe_requests = 0
+
+    # -- layer selection ---------------------------------------------------------------
+
+    def set_preferred_layer(self, layer: int) -> None:
+        self.preferred_layer = max(0, min(layer, len(self.producer.streams) - 1))
+
+    def layer_for_size(self, width: int, height: int) -> int:
+        """The smallest layer at least ``width`` x ``height``, or the top layer.
+
+        Layer sizes come from key frames (VP8 carries its size in clear) or, until one
+        was seen, from the top layer's size and each encoding's scale-down factor.
+        """
+        streams = self.producer.streams
+        top = streams[-1]
+        known_top = (top.width, top.height) if top.width else None
+        for stream in streams:
+            if stream.width:
+                size = (stream.width, stream.height)
+            elif known_top is not None:
+                scale = stream.encoding.scale_resolution_down_by or 1.0
+                size = (int(known_top[0] / scale), int(known_top[1] / scale))
+            else:
+                # No size known at all: assume a 1280x720 top layer.
+                scale = stream.encoding.scale_resolution_down_by or 1.0
+                size = (int(1280 / scale), int(720 / scale))
+            if size[0] >= width and size[1] >= height:
+                return stream.layer
+        return top.layer
+
+    def choose_target(self, now: float) -> int | None:
+        """Recompute the target layer: the highest active layer <= min(preferred, allowed).
+
+        If no active layer fits, the lowest active one is used (a picture beats a freeze).
+        """
+        if self.kind is not MediaKind.VIDEO:
+            return None
+        limit = min(self.preferred_layer, self.allowed_layer)
+        active = [s.layer for s in self.producer.streams if s.is_active(now)]
+        if not active:
+            return self.target_layer
+        fitting = [layer for layer in active if layer <= limit]
+        target = max(fitting) if fitting else min(active)
+        if target != self.target_layer:
+            self.target_layer = target
+            if target != self.current_layer:
+                self.request_keyframe(now)
+        return target
+
+    def request_keyframe(self, now: float) -> None:
+        layer = self.target_layer if self.target_layer is not None else self.current_layer
+        if layer is not None and self.producer.request_keyframe(layer, now):
+            self.keyframe_requests += 1
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def on_packet(
+        self,
+        stream: ProducerStream,
+        template: bytearray,
+        seq: int,
+        timestamp: int,
+        keyframe: bool,
+        marker: bool,
+        now: float,
+    ) -> None:
+        if self.paused or self.closed:
+            return
+        layer = stream.layer
+        if self.kind is MediaKind.VIDEO:
+            if layer != self.current_layer:
+                if layer != self.target_layer or not keyframe:
+                    if self.current_layer is None and layer == self.target_layer:
+                        self.request_keyframe(now)
+                    return
+                self._switch_to(layer, seq, timestamp, now)
+        elif not self._started:
+            self._switch_to(layer, seq, timestamp, now)
+        elif layer != self.current_layer:
+            return
+
+        # Drop packets from before the switch point of the current source.
+        if ((seq - self._last_in_seq) & 0xFFFF) >= 0x8000 and self._last_in_seq >= 0:
+            # out-of-order older packet: still forward it if it maps after the switch
+            if ((seq + self._seq_offset - self._switch_seq) & 0xFFFF) >= 0x8000:
+                return
+        else:
+            self._last_in_seq = seq
+
+        out_seq = (seq + self._seq_offset) & 0xFFFF
+        out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
+        buf = bytearray(template)
+        _pack_seq_ts_ssrc(buf, 2, out_seq, out_ts, self.ssrc)
+        if self._vp8 is not None:
+            switched, self._switched = self._switched, False
+            # An unreadable descriptor is forwarded as it is.
+            with contextlib.suppress(ParseError, ValueError):
+                self._vp8.rewrite_packet(
+                    buf, self._payload_offset, keyframe=keyframe, switched=switched
+                )
+        slot = out_seq & HISTORY_MASK
+        self._hist_seq[slot] = out_seq
+        self._hist_src[slot] = (layer << 16) | seq
+        self._hist_ts[slot] = out_ts
+        if ((out_seq - self._last_seq) & 0xFFFF) < 0x8000:
+            self._last_seq = out_seq
+            self._last_ts = out_ts
+            self._last_sent_at = now
+        self.packets_sent += 1
+        self.octets_sent += len(buf) - self._payload_offset
+        self._send(buf)
+
+    def _switch_to(self, layer: int, seq: int, timestamp: int, now: float) -> None:
+        from .producer import template_payload_offset
+
+        self._payload_offset = template_payload_offset(self.kind)
+        if not self._started:
+            self._seq_offset = 0
+            self._ts_offset = 0
+            self._started = True
+        else:
+            # Continue right after the last sent packet; advance the timestamp by the time
+            # that passed, so the receiver's jitter buffer sees a plausible clock.
+            elapsed = max(1, int((now - self._last_sent_at) * self.producer.clock_rate))
+            self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
+            self._ts_offset = (self._last_ts + elapsed - timestamp) & 0xFFFFFFFF
+        self._switch_seq = (seq + self._seq_offset) & 0xFFFF
+        self._last_in_seq = seq
+        previous = self.current_layer
+        self.current_layer = layer
+        self._switched = True
+        if self._on_layer_change is not None and previous != layer and self.kind is MediaKind.VIDEO:
+            self._on_layer_change(self, layer)
+
+    # -- feedback from the subscriber --------------------------------------------------
+
+    def on_nack(self, lost: list[int], now: float) -> int:
+        """Retransmit what is still cached, as RTX if negotiated (RFC 4588), else plain."""
+        sent = 0
+        for out_seq in lost:
+            slot = out_seq & HISTORY_MASK
+            if self._hist_seq[slot] != out_seq:
+                continue
+            src = self._hist_src[slot]
+            original = self.producer.retransmission(src >> 16, src & 0xFFFF, now)
+            if original is None:
+                continue
+            packet = self._rebuild(original, out_seq)
+            if packet is None:
+                continue
+            self.retransmissions_sent += 1
+            sent += 1
+            self._send(packet)
+        return sent
+
+    def _rebuild(self, original: bytes, out_seq: int) -> bytearray | None:
+        from . import rtp
+        from .producer import Producer
+
+        hsize = rtp.header_size(original)
+        pt = self.producer.pt_map.get(original[1] & 0x7F)
+        if pt is None:
+            return None
+        template = Producer._template(self.producer, original, hsize, pt, None)
+        out_ts = self._hist_ts[out_seq & HISTORY_MASK]
+        offset = self._payload_offset
+        if self.rtx_ssrc is None or self.rtx_pt is None:
+            _pack_seq_ts_ssrc(template, 2, out_seq, out_ts, self.ssrc)
+            return template
+        # RTX: own SSRC, own sequence, payload = original sequence number + payload.
+        rtx = bytearray(template[:offset]) + out_seq.to_bytes(2, "big") + template[offset:]
+        rtx[1] = (rtx[1] & 0x80) | self.rtx_pt
+        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        _pack_seq_ts_ssrc(rtx, 2, self._rtx_seq, out_ts, self.rtx_ssrc)
+        return rtx
+
+    def on_keyframe_request(self, now: float) -> None:
+        self.request_keyframe(now)
+
+    def sender_report_times(self) -> tuple[int, int] | None:
+        """(ntp, rtp timestamp) for this consumer's SR, translated from the publisher's."""
+        if self.current_layer is None:
+            return None
+        sr = self.producer.streams[self.current_layer].sender_report
+        if sr is None:
+            return None
+        ntp, rtp_ts = sr
+        return ntp, (rtp_ts + self._ts_offset) & 0xFFFFFFFF
+
+    def producer_closed(self) -> None:
+        self.closed = True
+
+    def close(self) -> None:
+        self.closed = True
+        if self in self.producer.consumers:
+            self.producer.consumers.remove(self)
