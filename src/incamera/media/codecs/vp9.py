@@ -315,13 +315,15 @@ def is_keyframe(payload: bytes | bytearray | memoryview) -> bool:
     b0 = payload[0]
     if not b0 & _B or b0 & _P:
         return False
-    if not b0 & _L:
-        return True
     pos = 1
     if b0 & _I:
         if pos >= length:
             raise ParseError("VP9 descriptor truncated in the picture id")
         pos += 2 if payload[pos] & _M else 1
+        if pos > length:
+            raise ParseError("VP9 descriptor truncated in the 15-bit picture id")
+    if not b0 & _L:
+        return True
     if pos >= length:
         raise ParseError("VP9 descriptor truncated in the layer indices")
     return (payload[pos] >> 1) & 0x07 == 0
