@@ -280,32 +280,25 @@ class Vp8Rewriter(PictureIdRewriter):
         self, buf: bytearray, offset: int, *, keyframe: bool, switched: bool
     ) -> None:
         """Rewrite the descriptor at ``buf[offset:]`` (offset = start of the RTP payload)."""
-        picture_id, long_pid, tl0picidx = read_picture_id(buf, offset)
+        pid_pos, long_pid, tl0_pos = _field_positions(buf, offset)
+        picture_id: int | None = None
+        if pid_pos >= 0:
+            if long_pid:
+                picture_id = ((buf[pid_pos] & 0x7F) << 8) | buf[pid_pos + 1]
+            else:
+                picture_id = buf[pid_pos] & 0x7F
         out_pid, out_tl0 = self.rewrite(
             picture_id,
-            tl0picidx,
+            buf[tl0_pos] if tl0_pos >= 0 else None,
             keyframe=keyframe,
             switched=switched,
             picture_id_bits=PICTURE_ID_BITS_LONG if long_pid else PICTURE_ID_BITS_SHORT,
         )
         if out_pid is not None:
-            rewrite_picture_id(buf, offset, out_pid, out_tl0)
-        elif out_tl0 is not None:
-            _, _, tl0_pos = _field_positions(buf, offset)
+            if long_pid:
+                buf[pid_pos] = _M | (out_pid >> 8)
+                buf[pid_pos + 1] = out_pid & 0xFF
+            else:
+                buf[pid_pos] = out_pid
+        if out_tl0 is not None:
             buf[tl0_pos] = out_tl0
-
-
-def keyframe_size(payload: bytes | bytearray | memoryview) -> tuple[int, int] | None:
-    """Width and height from the first packet of a key frame, else None.
-
-    The VP8 key frame header (RFC 6386 section 9.1) follows the 3-byte frame tag: the start
-    code 9d 01 2a, then 14-bit width and height (little-endian, 2 scaling bits above). These
-    10 bytes stay in clear under SFrame, so the SFU learns each simulcast layer's size.
-    """
-    offset = descriptor_size(payload)
-    header = bytes(payload[offset : offset + 10])
-    if len(header) < 10 or header[0] & 0x01 or header[3:6] != b"\x9d\x01\x2a":
-        return None
-    width = int.from_bytes(header[6:8], "little") & 0x3FFF
-    height = int.from_bytes(header[8:10], "little") & 0x3FFF
-    return width, height
