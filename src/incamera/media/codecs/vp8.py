@@ -302,3 +302,19 @@ class Vp8Rewriter(PictureIdRewriter):
                 buf[pid_pos] = out_pid
         if out_tl0 is not None:
             buf[tl0_pos] = out_tl0
+
+
+def keyframe_size(payload: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+    """Width and height from the first packet of a key frame, else None.
+
+    The VP8 key frame header (RFC 6386 section 9.1) follows the 3-byte frame tag: the start
+    code 9d 01 2a, then 14-bit width and height (little-endian, 2 scaling bits above). These
+    10 bytes stay in clear under SFrame, so the SFU learns each simulcast layer's size.
+    """
+    offset = descriptor_size(payload)
+    header = bytes(payload[offset : offset + 10])
+    if len(header) < 10 or header[0] & 0x01 or header[3:6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(header[6:8], "little") & 0x3FFF
+    height = int.from_bytes(header[8:10], "little") & 0x3FFF
+    return width, height
