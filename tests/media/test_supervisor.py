@@ -55,6 +55,7 @@ async def supervisor():
 async def test_routers_are_spread_over_workers(supervisor: Supervisor) -> None:
     r1, w1 = await supervisor.create_router()
     r2, w2 = await supervisor.create_router()
+    assert supervisor.worker_for(r2) is w2
     assert w1.worker_id != w2.worker_id
     assert supervisor.worker_for(r1) is w1
     with pytest.raises(MediaError):
