@@ -160,8 +160,12 @@ class SubscribeSession:
             raise NegotiationError(f"answer m-sections {got} do not match the offer's {want}")
         live = [o.mid for o in offered if o.live]
         bundle = answer.bundle_group()
-        if live and (bundle is None or set(bundle.mids) != set(live)):
-            raise NegotiationError(f"answer BUNDLE group {bundle} is not the offered {live}")
+        # Closed sections should leave the group (RFC 8843 §7.3.3), but some stacks (aiortc)
+        # keep them: tolerate that, the transport is the same.
+        if live and (bundle is None or not set(live) <= set(bundle.mids)):
+            raise NegotiationError(f"answer BUNDLE group {bundle} lacks offered mids {live}")
+        if bundle is not None and not set(bundle.mids) <= {o.mid for o in offered}:
+            raise NegotiationError(f"answer BUNDLE group {bundle} names mids never offered")
         for media, entry in zip(answer.media, offered, strict=True):
             if not entry.live:
                 continue
