@@ -7,15 +7,29 @@ Each participant has a send transport (the client offers, we answer) and a recv 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from incamera.media.rtp_parameters import MediaKind
 from incamera.media.worker import Worker
 from incamera.sdp.publish import answer_publish
 from incamera.sdp.subscribe import SubscribeSession
 
 OfferHandler = Callable[[str], Awaitable[str]]
+
+
+@contextlib.asynccontextmanager
+async def running_worker(**kwargs: Any) -> AsyncIterator[Worker]:
+    """A started ``Worker`` on 127.0.0.1 (ephemeral port), closed on exit."""
+    worker = Worker(listen_ip="127.0.0.1", **kwargs)
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.close()
 
 
 @dataclass
@@ -64,6 +78,17 @@ class Participant:
         answer = await offer_handler(self.session.offer())
         ice, dtls = self.session.apply_answer(answer)
         self.worker.connect_transport(self.recv_transport_id, dtls, ice.username_fragment)
+
+    def consumer_ids(self, kind: MediaKind) -> list[str]:
+        """This participant's consumers of ``kind``, in the order they were created."""
+        return [
+            consumer_id
+            for producer_id, consumer_id in self.consumers.items()
+            if self.worker.producers[producer_id].kind is kind
+        ]
+
+    def producer_ids_of(self, kind: MediaKind) -> list[str]:
+        return [p for p in self.producer_ids if self.worker.producers[p].kind is kind]
 
 
 class Conference:
