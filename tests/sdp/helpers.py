@@ -13,7 +13,7 @@ from incamera.media.api import (
     TransportInfo,
 )
 from incamera.media.capabilities import ROUTER_CODECS
-from incamera.media.rtp_parameters import Encoding, MediaKind, RtpParameters
+from incamera.media.rtp_parameters import Encoding, MediaKind, RtpCodec, RtpParameters
 from incamera.sdp.subscribe import consumer_extensions
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -36,7 +36,7 @@ def transport_info(port: int = 40000) -> TransportInfo:
     )
 
 
-def router_codec(name: str):
+def router_codec(name: str) -> RtpCodec:
     return next(c for c in ROUTER_CODECS if c.name == name)
 
 

@@ -71,6 +71,7 @@ class SubscribeSession:
         self._session_id = secrets.randbits(62)
         self._version = 0
         self._pending: list[_Offered] | None = None
+        self._remote: tuple[IceParameters, DtlsParameters] | None = None
 
     # -- consumers -------------------------------------------------------------------------
 
@@ -158,14 +159,6 @@ class SubscribeSession:
         want = [(o.kind.value, o.mid) for o in offered]
         if got != want:
             raise NegotiationError(f"answer m-sections {got} do not match the offer's {want}")
-        live = [o.mid for o in offered if o.live]
-        bundle = answer.bundle_group()
-        # Closed sections should leave the group (RFC 8843 §7.3.3), but some stacks (aiortc)
-        # keep them: tolerate that, the transport is the same.
-        if live and (bundle is None or not set(live) <= set(bundle.mids)):
-            raise NegotiationError(f"answer BUNDLE group {bundle} lacks offered mids {live}")
-        if bundle is not None and not set(bundle.mids) <= {o.mid for o in offered}:
-            raise NegotiationError(f"answer BUNDLE group {bundle} names mids never offered")
         for media, entry in zip(answer.media, offered, strict=True):
             if not entry.live:
                 continue
@@ -174,12 +167,26 @@ class SubscribeSession:
             direction = media.direction or answer.direction or Direction.SENDRECV
             if not direction.receives:
                 raise NegotiationError(f"mid {entry.mid}: answered {direction}, not recvonly")
-        if not live:
-            raise NegotiationError("nothing live was offered: no transport to set up")
-        tagged = answer.media_by_mid(bundle.mids[0] if bundle else live[0])
-        assert tagged is not None
-        ice = remote_ice(answer, tagged)
-        dtls = client_dtls(answer, tagged, (Setup.ACTIVE,))
+        live = [o.mid for o in offered if o.live]
+        bundle = answer.bundle_group()
+        # Closed sections should leave the group (RFC 8843 §7.3.3), but some stacks (aiortc)
+        # keep them: tolerate that, the transport is the same.
+        if live and (bundle is None or not set(live) <= set(bundle.mids)):
+            raise NegotiationError(f"answer BUNDLE group {bundle} lacks offered mids {live}")
+        if bundle is not None and not set(bundle.mids) <= {o.mid for o in offered}:
+            raise NegotiationError(f"answer BUNDLE group {bundle} names mids never offered")
+        if live:
+            assert bundle is not None
+            tag = next(mid for mid in bundle.mids if mid in live)
+            tagged = answer.media_by_mid(tag)
+            assert tagged is not None  # the answer's mids are the offer's
+            ice = remote_ice(answer, tagged)
+            dtls = client_dtls(answer, tagged, (Setup.ACTIVE,))
+        elif self._remote is not None:  # every section closed: the transport is unchanged
+            ice, dtls = self._remote
+        else:
+            raise NegotiationError("no live m-section was ever negotiated: no transport")
+        self._remote = (ice, dtls)
         self._pending = None
         for slot in self._slots:
             if not slot.live and slot.close_offered:
