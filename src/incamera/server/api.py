@@ -68,7 +68,7 @@ async def read_json_body(request: Request) -> Any | None:
     if media_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "request body must be application/json")
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, "malformed_json", "request body is not UTF-8") from None
     except json.JSONDecodeError as exc:

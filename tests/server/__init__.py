@@ -1,0 +1,1 @@
+"""Tests of incamera serve: configuration, store, meetings, HTTP API, the real server."""

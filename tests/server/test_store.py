@@ -1,0 +1,91 @@
+"""The store on a real SQLite file: migrations, WAL, schema agreement, meeting rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from incamera.store import Database, DatabaseUnavailable, MeetingRecord, MeetingStore
+from incamera.store.schema import metadata
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'incamera.db'}")
+    db.upgrade()
+    return db
+
+
+def record(meeting_id: str, closes_at: datetime | None, title: str | None = None) -> MeetingRecord:
+    return MeetingRecord(meeting_id, title, T0, closes_at, None)
+
+
+def test_upgrade_creates_the_file_uses_wal_and_is_idempotent(tmp_path: Path, database: Database):
+    assert (tmp_path / "nested" / "dir" / "incamera.db").is_file()
+    assert database.journal_mode() == "wal"
+    assert database.current_revision() == database.head_revision() == "0001"
+    database.upgrade()
+    assert database.current_revision() == "0001"
+
+
+def test_migrations_produce_exactly_the_declared_schema(database: Database):
+    with database.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert differences == []
+
+
+def test_meeting_rows_round_trip_with_utc_times(database: Database):
+    store = MeetingStore(database)
+    store.insert(record("a" * 22, T0 + timedelta(days=1), title="Planning"))
+    loaded = store.get("a" * 22)
+    assert loaded == record("a" * 22, T0 + timedelta(days=1), title="Planning")
+    assert loaded is not None and loaded.created_at.tzinfo is UTC
+    assert store.get("b" * 22) is None
+
+
+def test_naive_datetimes_are_refused(database: Database):
+    store = MeetingStore(database)
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        store.insert(MeetingRecord("c" * 22, None, datetime(2030, 1, 1), None, None))
+
+
+def test_close_due_closes_only_what_is_due(database: Database):
+    store = MeetingStore(database)
+    store.insert(record("due", T0 + timedelta(minutes=5)))
+    store.insert(record("later", T0 + timedelta(minutes=50)))
+    store.insert(record("occupied", None))
+    assert store.close_due(T0 + timedelta(minutes=5)) == ["due"]
+    assert store.close_due(T0 + timedelta(minutes=6)) == []  # already closed
+    closed = store.get("due")
+    assert closed is not None and closed.is_closed
+    assert closed.closed_at == T0 + timedelta(minutes=5)
+    # A closed meeting's closing time no longer changes.
+    store.set_closes_at("due", None)
+    assert store.get("due") == closed
+
+
+def test_release_occupied_after_a_restart(database: Database):
+    store = MeetingStore(database)
+    store.insert(record("occupied", None))
+    store.insert(record("empty", T0 + timedelta(days=1)))
+    assert store.release_occupied(T0 + timedelta(minutes=5)) == 1
+    occupied = store.get("occupied")
+    assert occupied is not None and occupied.closes_at == T0 + timedelta(minutes=5)
+    empty = store.get("empty")
+    assert empty is not None and empty.closes_at == T0 + timedelta(days=1)
+
+
+def test_ping_reports_an_unreachable_database(tmp_path: Path):
+    (tmp_path / "db").mkdir()
+    broken = Database(f"sqlite:///{tmp_path / 'db'}")  # a directory, not a database file
+    with pytest.raises(DatabaseUnavailable):
+        broken.ping()
+    with pytest.raises(DatabaseUnavailable, match="cannot migrate"):
+        broken.upgrade()
