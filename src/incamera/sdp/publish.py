@@ -239,7 +239,9 @@ def answer_publish(
     dtls = client_dtls(offer, tagged, (Setup.ACTPASS, Setup.ACTIVE, None))
 
     answer = SessionDescription(
-        origin=Origin("-", session_id or secrets.randbits(62), session_version),
+        origin=Origin(
+            "-", secrets.randbits(62) if session_id is None else session_id, session_version
+        ),
     )
     answer.add("ice-lite")
     producers: list[RtpParameters] = []
