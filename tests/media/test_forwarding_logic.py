@@ -51,7 +51,7 @@ class Sink:
     def __init__(self) -> None:
         self.packets: list[bytearray] = []
 
-    def __call__(self, packet: bytearray) -> None:
+    def __call__(self, packet: bytearray, now: float) -> None:
         self.packets.append(packet)
 
     def seqs(self) -> list[int]:

@@ -13,11 +13,11 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from .seqnum import SeqUnwrapper
 
 MAX_FEEDBACK_PACKETS = 1000
+SENT_HISTORY = 4096  # power of two
+SENT_MASK = SENT_HISTORY - 1
 
 
 class TwccRecorder:
@@ -56,7 +56,10 @@ class DownlinkEstimator:
     def __init__(self, initial: int = INITIAL_BPS, maximum: int = MAX_BPS) -> None:
         self.estimate = initial
         self.maximum = maximum
-        self._sent: OrderedDict[int, tuple[float, int]] = OrderedDict()  # seq -> (time, size)
+        # Send time and size of recent packets, by transport-wide sequence number (a ring).
+        self._sent_seq = [-1] * SENT_HISTORY
+        self._sent_time = [0.0] * SENT_HISTORY
+        self._sent_size = [0] * SENT_HISTORY
         self._unwrap = SeqUnwrapper()
         self._seq = 0
         self.remote_estimate: int | None = None  # a REMB from the subscriber, if any
@@ -66,10 +69,10 @@ class DownlinkEstimator:
         """Assign the transport-wide sequence number of the next outgoing packet."""
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
-        sent = self._sent
-        sent[seq] = (now, size)
-        if len(sent) > 4096:
-            sent.popitem(last=False)
+        slot = seq & SENT_MASK
+        self._sent_seq[slot] = seq
+        self._sent_time[slot] = now
+        self._sent_size[slot] = size
         return seq
 
     def on_feedback(self, packets: list[tuple[int, int | None]], now: float) -> None:
@@ -79,10 +82,11 @@ class DownlinkEstimator:
         first_send = last_send = None
         delays: list[tuple[float, float]] = []
         for seq, arrival in packets:
-            entry = self._sent.pop(seq, None)
-            if entry is None:
+            slot = seq & SENT_MASK
+            if self._sent_seq[slot] != seq:
                 continue
-            send_time, size = entry
+            self._sent_seq[slot] = -1
+            send_time, size = self._sent_time[slot], self._sent_size[slot]
             if arrival is None:
                 lost += 1
                 continue

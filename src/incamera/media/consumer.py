@@ -33,7 +33,7 @@ class Consumer:
         consumer_id: str,
         producer: Producer,
         rtp_parameters: RtpParameters,
-        send: Callable[[bytearray], None],
+        send: Callable[[bytearray, float], None],
         on_layer_change: Callable[[Consumer, int | None], None] | None = None,
     ) -> None:
         self.id = consumer_id
@@ -64,7 +64,7 @@ class Consumer:
         self._last_seq = 0  # last outgoing sequence number
         self._last_ts = 0
         self._last_sent_at = -1.0
-        self._last_in_seq = -1
+        self._last_in_seq = 0
         self._started = False
         self._rtx_seq = 0
         self._hist_seq = [-1] * HISTORY
@@ -73,6 +73,8 @@ class Consumer:
         self._switch_seq = 0  # first outgoing sequence number of the current segment
         self._switched = False  # next forwarded packet is the first of a new segment
         self._vp8 = Vp8Rewriter() if producer.codec.name == "vp8" else None
+        self._vp8_active = False  # rewriting starts with the first layer switch
+        self._last_packet: bytearray | None = None
         self._payload_offset = 0
         # statistics
         self.packets_sent = 0
@@ -147,21 +149,20 @@ class Consumer:
         if self.paused or self.closed:
             return
         layer = stream.layer
-        if self.kind is MediaKind.VIDEO:
-            if layer != self.current_layer:
+        if layer != self.current_layer:
+            if self.kind is MediaKind.VIDEO:
                 if layer != self.target_layer or not keyframe:
                     if self.current_layer is None and layer == self.target_layer:
                         self.request_keyframe(now)
                     return
-                self._switch_to(layer, seq, timestamp, now)
-        elif not self._started:
+            elif self._started:
+                return
             self._switch_to(layer, seq, timestamp, now)
-        elif layer != self.current_layer:
-            return
 
-        # Drop packets from before the switch point of the current source.
-        if ((seq - self._last_in_seq) & 0xFFFF) >= 0x8000 and self._last_in_seq >= 0:
-            # out-of-order older packet: still forward it if it maps after the switch
+        last_in = self._last_in_seq
+        if ((seq - last_in) & 0xFFFF) >= 0x8000:
+            # An out-of-order older packet: forward it only if it maps after the switch
+            # point of the current segment.
             if ((seq + self._seq_offset - self._switch_seq) & 0xFFFF) >= 0x8000:
                 return
         else:
@@ -171,11 +172,11 @@ class Consumer:
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
         buf = bytearray(template)
         _pack_seq_ts_ssrc(buf, 2, out_seq, out_ts, self.ssrc)
-        if self._vp8 is not None:
+        if self._vp8_active:
             switched, self._switched = self._switched, False
             # An unreadable descriptor is forwarded as it is.
             with contextlib.suppress(ParseError, ValueError):
-                self._vp8.rewrite_packet(
+                self._vp8.rewrite_packet(  # type: ignore[union-attr]
                     buf, self._payload_offset, keyframe=keyframe, switched=switched
                 )
         slot = out_seq & HISTORY_MASK
@@ -186,9 +187,10 @@ class Consumer:
             self._last_seq = out_seq
             self._last_ts = out_ts
             self._last_sent_at = now
+            self._last_packet = buf
         self.packets_sent += 1
         self.octets_sent += len(buf) - self._payload_offset
-        self._send(buf)
+        self._send(buf, now)
 
     def _switch_to(self, layer: int, seq: int, timestamp: int, now: float) -> None:
         from .producer import template_payload_offset
@@ -209,6 +211,17 @@ class Consumer:
         previous = self.current_layer
         self.current_layer = layer
         self._switched = True
+        if self._vp8 is not None and not self._vp8_active and self._last_packet is not None:
+            # Picture ids need rewriting from the first switch on: seed the rewriter with
+            # the last picture sent so the new layer continues from it.
+            with contextlib.suppress(ParseError, ValueError):
+                self._vp8.rewrite_packet(
+                    bytearray(self._last_packet),
+                    self._payload_offset,
+                    keyframe=True,
+                    switched=False,
+                )
+            self._vp8_active = True
         if self._on_layer_change is not None and previous != layer and self.kind is MediaKind.VIDEO:
             self._on_layer_change(self, layer)
 
@@ -230,7 +243,7 @@ class Consumer:
                 continue
             self.retransmissions_sent += 1
             sent += 1
-            self._send(packet)
+            self._send(packet, now)
         return sent
 
     def _rebuild(self, original: bytes, out_seq: int) -> bytearray | None:

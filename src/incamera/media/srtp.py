@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import pylibsrtp
+from pylibsrtp._binding import ffi as _ffi
+from pylibsrtp._binding import lib as _lib
+
+# Largest protected packet: an Ethernet MTU, trailer included (as pylibsrtp's own limit).
+_BUFFER_SIZE = 1500
+_TRAILER = pylibsrtp.SRTP_MAX_TRAILER_LEN
 
 
 class SrtpProfile(StrEnum):
@@ -127,12 +133,28 @@ class SrtpSession:
             _policy(keys.profile, keys.remote_key_salt, pylibsrtp.Policy.SSRC_ANY_INBOUND)
         )
 
-    def protect(self, rtp: bytes) -> bytes:
+        # The forwarding hot path (``protect``) calls libsrtp through pylibsrtp's compiled
+        # binding on a preallocated buffer: pylibsrtp's ``Session.protect`` copies the packet
+        # twice and allocates per call, which cost more than the AES-GCM itself (~2.5 µs of
+        # ~4 µs per packet measured). Only this one call takes the direct path.
+        self._out_ctx = self._outbound._srtp[0]
+        self._out_buf = _ffi.new("char[]", _BUFFER_SIZE)
+        self._out_view = _ffi.buffer(self._out_buf)
+        self._out_len = _ffi.new("int *")
+
+    def protect(self, rtp: bytes | bytearray) -> bytes:
         """RTP -> SRTP with our key."""
-        try:
-            return self._outbound.protect(rtp)
-        except (pylibsrtp.Error, ValueError, TypeError) as exc:
-            raise SrtpError(_classify(str(exc)), f"protect: {exc}") from None
+        n = len(rtp)
+        if n > _BUFFER_SIZE - _TRAILER or n < 12:
+            raise SrtpError("malformed", f"protect: a packet of {n} bytes")
+        self._out_view[0:n] = rtp
+        length = self._out_len
+        length[0] = n
+        rc = _lib.srtp_protect(self._out_ctx, self._out_buf, length)
+        if rc:
+            message = pylibsrtp.ERRORS.get(rc, str(rc))
+            raise SrtpError(_classify(str(message)), f"protect: {message}")
+        return self._out_view[0 : length[0]]
 
     def unprotect(self, srtp: bytes) -> bytes:
         """SRTP -> RTP with the peer's key; raises :class:`SrtpError` on any failure."""

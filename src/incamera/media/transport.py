@@ -24,7 +24,7 @@ from .api import (
 )
 from .bandwidth import DownlinkEstimator, TwccRecorder
 from .certificate import Certificate
-from .clock import ntp_now
+from .clock import monotonic, ntp_now
 from .dtls import DtlsEndpoint, DtlsState
 from .errors import MediaError, ParseError
 from .ice import IceLiteAgent, IceResult, IceState
@@ -295,15 +295,15 @@ class Transport:
 
     # -- outgoing ------------------------------------------------------------------------
 
-    def send_rtp(self, packet: bytearray) -> None:
+    def send_rtp(self, packet: bytearray, now: float) -> None:
         """Send one of our consumers' packets (router extension layout, see producer.py)."""
         srtp = self.srtp
         addr = self.ice.selected
         if srtp is None or addr is None:
             return
-        _pack_twcc(packet, TWCC_OFFSET, self.downlink.next_sequence(_now(), len(packet)))
+        _pack_twcc(packet, TWCC_OFFSET, self.downlink.next_sequence(now, len(packet)))
         try:
-            data = srtp.protect(bytes(packet))
+            data = srtp.protect(packet)
         except SrtpError as exc:
             self._counters.count_srtp_error(exc.reason)
             return
@@ -428,7 +428,7 @@ class Transport:
             return
         self.state = state
         if state is TransportState.CONNECTED:
-            self.connected_at = _now()
+            self.connected_at = monotonic()
         self._on_state(self, state, reason)
 
     @property
@@ -438,9 +438,3 @@ class Transport:
     @property
     def ice_state(self) -> IceState:
         return self.ice.state
-
-
-def _now() -> float:
-    from .clock import monotonic
-
-    return monotonic()
