@@ -99,6 +99,7 @@ class IceLiteAgent:
         """False (and state DISCONNECTED) once the peer has been silent too long."""
         if self.state is IceState.CONNECTED and now - self.last_consent > CONSENT_TIMEOUT:
             self.state = IceState.DISCONNECTED
+            self.selected = None  # no consent, no media (RFC 7675 section 5.1)
             return False
         return self.state is not IceState.DISCONNECTED
 

@@ -147,8 +147,11 @@ class Transport:
             self._send_datagram(response, addr)
         if result is IceResult.REJECTED:
             self._counters.ice_rejected += 1
-        if result is IceResult.NOMINATED and self.state is TransportState.NEW:
-            self._set_state(TransportState.CONNECTING, "ice nominated")
+        if result is IceResult.NOMINATED:
+            if self.state is TransportState.NEW:
+                self._set_state(TransportState.CONNECTING, "ice nominated")
+            elif self.state is TransportState.DISCONNECTED and self.srtp is not None:
+                self._set_state(TransportState.CONNECTED, "consent regained")
         return result is IceResult.NOMINATED
 
     def on_dtls(self, data: bytes, now: float) -> None:
