@@ -1,7 +1,10 @@
-"""The store on a real SQLite file: migrations, WAL, schema agreement, meeting rows."""
+"""The store on a real SQLite file and, where installed, a real PostgreSQL: migrations, WAL,
+schema agreement, meeting rows."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,20 +19,41 @@ from incamera.store.schema import metadata
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Database:
-    db = Database(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'incamera.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database: a SQLite file, or a fresh database on a local PostgreSQL."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'incamera.db'}")
+        db.upgrade()
+        yield db
+        db.close()
+        return
+    server_url = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    db = Database(server_url.rsplit("/", 1)[0] + f"/{name}")
     db.upgrade()
-    return db
+    try:
+        yield db
+    finally:
+        db.close()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE {name}"))
+        admin.dispose()
 
 
 def record(meeting_id: str, closes_at: datetime | None, title: str | None = None) -> MeetingRecord:
     return MeetingRecord(meeting_id, title, T0, closes_at, None)
 
 
-def test_upgrade_creates_the_file_uses_wal_and_is_idempotent(tmp_path: Path, database: Database):
-    assert (tmp_path / "nested" / "dir" / "incamera.db").is_file()
-    assert database.journal_mode() == "wal"
+def test_upgrade_is_idempotent_and_sqlite_uses_wal(tmp_path: Path, database: Database):
+    if database.backend == "sqlite":
+        assert (tmp_path / "nested" / "dir" / "incamera.db").is_file()
+        assert database.journal_mode() == "wal"
+    else:
+        assert database.journal_mode() is None
     assert database.current_revision() == database.head_revision() == "0001"
     database.upgrade()
     assert database.current_revision() == "0001"
