@@ -242,7 +242,7 @@ def _exercise_views(session: SessionDescription) -> None:
         session.groups()
 
 
-@settings(max_examples=400)
+@settings(deadline=None, max_examples=400)
 @given(st.one_of(st.text(max_size=200), _sdpish))
 def test_arbitrary_text_raises_sdp_error_or_parses(text: str) -> None:
     try:
@@ -253,7 +253,7 @@ def test_arbitrary_text_raises_sdp_error_or_parses(text: str) -> None:
     _exercise_views(session)
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_decoded_raise_sdp_error_or_parse(data: bytes) -> None:
     text = data.decode("utf-8", "replace")

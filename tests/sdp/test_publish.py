@@ -324,7 +324,7 @@ def test_no_candidates_gives_discard_address() -> None:
 _offer_lines = chromium_offer().split("\r\n")
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.integers(0, len(_offer_lines) - 1), max_size=6),
     st.lists(st.tuples(st.integers(0, len(_offer_lines) - 1), st.text(max_size=20)), max_size=3),

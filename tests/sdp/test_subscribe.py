@@ -263,7 +263,7 @@ _GOOD = answer_for(_session(MediaKind.AUDIO, MediaKind.VIDEO).offer())
 _GOOD_LINES = _GOOD.split("\r\n")
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.integers(0, len(_GOOD_LINES) - 1), max_size=5),
     st.lists(st.tuples(st.integers(0, len(_GOOD_LINES) - 1), st.text(max_size=15)), max_size=3),
