@@ -103,6 +103,7 @@ def postgres_url() -> Iterator[str]:
         port = probe.getsockname()[1]
     data = root / "data"
     ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
+    options = f"-h 127.0.0.1 -p {port} -k {root} -F"
     try:
         subprocess.run(
             [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "incamera"],
@@ -110,8 +111,7 @@ def postgres_url() -> Iterator[str]:
             capture_output=True,
         )
         subprocess.run(
-            [*ctl, "-o", f"-h 127.0.0.1 -p {port} -k {root} -F", "-l", str(root / "log")]
-            + ["-w", "start"],
+            [*ctl, "-o", options, "-l", str(root / "log"), "-w", "start"],
             check=True,
             capture_output=True,
         )
