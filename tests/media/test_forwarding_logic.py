@@ -167,3 +167,28 @@ def test_active_speaker_events_come_from_audio_levels() -> None:
             router.tick_speaker(now + i * 0.02)
     speakers = [e for e in events if isinstance(e, ActiveSpeaker)]
     assert speakers and speakers[-1].producer_id == "speaker"
+
+
+def test_sender_report_is_translated_by_the_timestamp_offset() -> None:
+    producer, consumer, sink, _ = make_pair()
+    now = 100.0
+    consumer.set_preferred_layer(2)
+    send_frames(producer, range(3), 0, now, key=True)
+    consumer.choose_target(now)
+    send_frames(producer, range(3), 1, now + 0.03, key=True)
+    assert consumer.sender_report_times() is None  # no SR from the publisher yet
+    for stream in producer.streams:
+        stream.sender_report = (0x1234_5678_0000_0000 + stream.layer, 90_000 + stream.layer)
+    ntp, rtp_ts = consumer.sender_report_times()  # type: ignore[misc]
+    out_ts = struct.unpack_from("!I", sink.packets[-1], 4)[0]
+    assert ntp == 0x1234_5678_0000_0002  # the current layer's (2) report
+    assert (rtp_ts - 90_002) & 0xFFFFFFFF == (out_ts - 3000) & 0xFFFFFFFF
+    consumer.set_preferred_layer(0)
+    consumer.choose_target(now + 0.05)
+    send_frames(producer, range(3), 2, now + 1.0, key=True)
+    assert consumer.current_layer == 0
+    first_out_ts = struct.unpack_from("!I", sink.packets[-2], 4)[0]
+    ntp, rtp_ts = consumer.sender_report_times()  # type: ignore[misc]
+    # Layer 0's SR, shifted like its packets were: source ts 6000 went out as first_out_ts.
+    assert ntp == 0x1234_5678_0000_0000
+    assert (rtp_ts - 90_000) & 0xFFFFFFFF == (first_out_ts - 6000) & 0xFFFFFFFF
