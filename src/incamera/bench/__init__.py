@@ -1,0 +1,1 @@
+"""Benchmarks run by ``incamera bench <name>``; each module has ``main(argv) -> int``."""
