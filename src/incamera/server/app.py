@@ -1,8 +1,9 @@
 """The ASGI application: routes, middleware, static web app and the start-up sequence.
 
-Start-up (``lifespan``), in order: migrate the database, release meetings the previous
-run left occupied, start the meeting sweeper, start the media plane (``media_plane``),
-then report ready on ``/healthz``. Shutdown runs the same steps backwards.
+Start-up (``lifespan``), in order: create the data directory, migrate the database,
+release meetings the previous run left occupied, start the meeting sweeper, start the
+media plane (``media_plane``), then report ready on ``/healthz``. Shutdown runs the
+same steps backwards.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ async def media_plane(app: Starlette) -> AsyncIterator[None]:
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     context = ServerContext.of(app)
+    context.settings.data_dir.mkdir(parents=True, exist_ok=True)
     await to_thread.run_sync(context.database.upgrade)
     await context.registry.recover()
     sweeper = asyncio.create_task(
