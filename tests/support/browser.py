@@ -285,6 +285,7 @@ class BrowserPeer:
         height: int = 480,
         video_codec: str | None = None,
         source: Literal["camera", "screen"] = "camera",
+        maintain_resolution: bool = True,
     ) -> None:
         """Offer sendonly tracks on the SEND pc and apply the answer ``signal`` returns.
 
@@ -295,6 +296,8 @@ class BrowserPeer:
         the signalling server). ``simulcast`` asks for three layers with rids q (1/4),
         h (1/2) and f (full); ``video_codec`` (e.g. ``"video/H264"``) restricts the offer to
         that codec plus rtx/red/ulpfec; ``source="screen"`` uses getDisplayMedia.
+        ``maintain_resolution`` sets the video track's contentHint to "detail", so under CPU
+        or bandwidth pressure the encoder drops frames rather than resolution.
         """
         opts = {
             "video": video,
@@ -304,6 +307,7 @@ class BrowserPeer:
             "height": height,
             "videoCodec": video_codec,
             "source": source,
+            "maintainResolution": maintain_resolution,
         }
         offer = await self._call("createPublishOffer", opts)
         answer = await signal(offer)

@@ -81,6 +81,11 @@ async function createPublishOffer(opts) {
     sendPc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
   }
   for (const track of stream.getVideoTracks()) {
+    if (opts.maintainResolution) {
+      // Makes Chromium's encoder drop frames instead of scaling down when CPU or bandwidth
+      // run short, so tests on a loaded machine still see the resolutions they asked for.
+      track.contentHint = "detail";
+    }
     const init = { direction: "sendonly", streams: [stream] };
     if (opts.simulcast) {
       init.sendEncodings = [
