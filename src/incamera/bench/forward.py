@@ -56,7 +56,7 @@ KEYFRAME_INTERVAL = 1.0
 BURST = 64  # at most this many packets per publisher per loop pass
 TIMER_INTERVAL = 0.1  # consent checks and other slow timers
 TICKS_PER_SECOND = 90000
-LATENCY_CAP = TICKS_PER_SECOND  # latencies above one second share the last bucket
+LATENCY_CAP = 10 * TICKS_PER_SECOND  # latencies above ten seconds share the last bucket
 MASK32 = 0xFFFFFFFF
 _unpack_ts = struct.Struct("!I").unpack_from
 
