@@ -53,11 +53,43 @@ def sweep_interval(policy: ClosePolicy) -> float:
 async def media_plane(app: Starlette) -> AsyncIterator[None]:
     """Start the media plane with the server and stop it with the server.
 
-    The supervisor of the SFU worker processes (``settings.media``: one process and one UDP
-    port per worker) plugs in here: start it before the ``yield``, stop it after. It is
-    not built yet, so this starts nothing.
+    One SFU worker process per ``settings.media.workers``, each on its own UDP port from
+    ``port_min``; the supervisor restarts a crashed worker (see docs/architecture.md).
     """
-    yield
+    from incamera.media.supervisor import Supervisor, WorkerRestarted
+
+    context = ServerContext.of(app)
+    media = context.settings.media
+
+    def on_event(worker_id: int, event: object) -> None:
+        if isinstance(event, WorkerRestarted):
+            log.warning(
+                "media worker restarted",
+                worker=worker_id,
+                exit_code=event.exit_code,
+                lost_routers=len(event.lost_routers),
+            )
+
+    supervisor = Supervisor(
+        workers=media.workers,
+        listen_ip=media.listen_ip,
+        port_min=media.port_min,
+        port_max=media.port_max,
+        announced_ips=tuple(media.announced_ips),
+        on_event=on_event,
+    )
+    await supervisor.start()
+    context.media = supervisor
+    log.info(
+        "media plane started",
+        workers=len(supervisor.workers),
+        ports=[w.port for w in supervisor.workers.values()],
+    )
+    try:
+        yield
+    finally:
+        context.media = None
+        await supervisor.stop()
 
 
 @contextlib.asynccontextmanager

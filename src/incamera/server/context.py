@@ -7,12 +7,15 @@ One ``ServerContext`` per app, created by ``create_app`` and reachable from any 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incamera.config import Settings
 from incamera.store import Database
 
 from .registry import MeetingRegistry
+
+if TYPE_CHECKING:
+    from incamera.media.supervisor import Supervisor
 
 
 @dataclass(slots=True)
@@ -21,6 +24,7 @@ class ServerContext:
     database: Database
     registry: MeetingRegistry
     ready: bool = False
+    media: Supervisor | None = None  # the media plane, while the server runs
 
     @property
     def base_url(self) -> str:
