@@ -28,6 +28,7 @@ from support.udp_proxy import Address, LossyUdpProxy
 
 @pytest.fixture(scope="session")
 def chromium_browser(request: pytest.FixtureRequest) -> Iterator[ChromiumHarness]:
+    pytest.importorskip("playwright.async_api", reason="playwright is not installed")
     if find_chromium() is None:
         pytest.skip("no Chromium binary (/usr/lib/chromium/chromium or /usr/bin/chromium)")
     field_trials: str | None = getattr(request, "param", None)

@@ -265,14 +265,19 @@ class BrowserPeer:
         self.name = name
         self._thread = thread
         self._context = context
-        self.page = page
+        # Bound to the Playwright thread's loop: never touch it from a test's loop; use
+        # ``evaluate`` instead.
+        self._page = page
         self.console: list[str] = []
         page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
         page.on("pageerror", lambda err: self.console.append(f"pageerror: {err}"))
 
+    async def evaluate(self, script: str, arg: Any = None) -> Any:
+        """Run ``page.evaluate(script, arg)`` in the page (escape hatch for ad-hoc checks)."""
+        return await self._thread.call(self._page.evaluate(script, arg))
+
     async def _call(self, function: str, *args: Any) -> Any:
-        script = f"(args) => window.incamera.{function}(...args)"
-        return await self._thread.call(self.page.evaluate(script, list(args)))
+        return await self.evaluate(f"(args) => window.incamera.{function}(...args)", list(args))
 
     async def publish(
         self,
@@ -360,7 +365,7 @@ class BrowserPeer:
 
     async def _close_in_thread(self) -> None:
         with contextlib.suppress(Exception):
-            await self.page.evaluate("() => window.incamera.close()")
+            await self._page.evaluate("() => window.incamera.close()")
         with contextlib.suppress(Exception):
             await self._context.close()
 

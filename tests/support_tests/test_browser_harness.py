@@ -39,6 +39,10 @@ async def test_chromium_to_chromium_decodes(chromium: PeerGroup, codec: str | No
     stats = await bob.wait_for(lambda s: any(a.packets_received > 0 for a in s.inbound_audio()))
     assert stats.inbound_audio()[0].mime_type == "audio/opus"
     assert await bob.remote_element_count() == 2
+    rendered = await bob.evaluate(
+        "() => [...document.querySelectorAll('#remote video')].map((v) => v.videoWidth)"
+    )
+    assert rendered == [640]
 
     sent = await alice.stats()
     assert {o.kind for o in sent.outbound if o.bytes_sent > 0} == {"audio", "video"}
