@@ -114,3 +114,18 @@ def test_arbitrary_stun_looking_input_never_raises_past_the_parser(data: bytes) 
         return
     result, _ = agent.handle(message, data, A, now=1.0)
     assert result in (IceResult.REJECTED, IceResult.IGNORED)
+
+
+def test_ice_restart_changes_credentials_and_keeps_media_until_renominated() -> None:
+    agent = IceLiteAgent()
+    message, raw = check(agent, use_candidate=True)
+    agent.handle(message, raw, A, now=1.0)
+    old_ufrag, old_password = agent.ufrag, agent.password
+    agent.restart()
+    assert agent.ufrag != old_ufrag and agent.password != old_password
+    assert agent.selected == A  # media keeps flowing meanwhile
+    stale, raw = check(agent, username=f"{old_ufrag}:peer", password=old_password)
+    assert agent.handle(stale, raw, B, now=2.0)[0] is IceResult.REJECTED
+    message, raw = check(agent, use_candidate=True)
+    assert agent.handle(message, raw, B, now=3.0)[0] is IceResult.NOMINATED
+    assert agent.selected == B

@@ -54,6 +54,14 @@ class IceLiteAgent:
         self.last_consent = 0.0
         self.rejected = 0
 
+    def restart(self) -> None:
+        """ICE restart (RFC 8445 section 2.4): new local credentials; media keeps flowing to
+        the selected address until a check with the new credentials nominates a pair."""
+        self.ufrag = random_ice_string(8)
+        self.password = random_ice_string(24)
+        self._key = self.password.encode()
+        self.remote_ufrag = None
+
     def set_remote_ufrag(self, ufrag: str) -> None:
         self.remote_ufrag = ufrag
 

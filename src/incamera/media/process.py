@@ -31,6 +31,7 @@ COMMANDS = frozenset(
         "create_transport",
         "connect_transport",
         "close_transport",
+        "restart_ice",
         "produce",
         "close_producer",
         "pause_producer",
@@ -235,6 +236,10 @@ class WorkerClient:
         self, transport_id: str, dtls_parameters: DtlsParameters, remote_ufrag: str | None = None
     ) -> None:
         await self._call("connect_transport", transport_id, dtls_parameters, remote_ufrag)
+
+    async def restart_ice(self, transport_id: str) -> TransportInfo:
+        result: TransportInfo = await self._call("restart_ice", transport_id)
+        return result
 
     async def close_transport(self, transport_id: str) -> None:
         await self._call("close_transport", transport_id)

@@ -305,6 +305,15 @@ class Worker:
     ) -> None:
         self._transport(transport_id).connect(dtls_parameters, remote_ufrag)
 
+    def restart_ice(self, transport_id: str) -> TransportInfo:
+        """New ICE credentials for a transport (the client restarts ICE after a network
+        change); DTLS and SRTP state are kept."""
+        transport = self._transport(transport_id)
+        self._by_ufrag.pop(transport.ice.ufrag, None)
+        transport.ice.restart()
+        self._by_ufrag[transport.ice.ufrag] = transport
+        return transport.info()
+
     def close_transport(self, transport_id: str) -> None:
         transport = self.transports.pop(transport_id, None)
         if transport is None:
