@@ -274,7 +274,7 @@ class Transport:
                 consumer = self._consumer_by_ssrc.get(packet.media_ssrc)
                 if consumer is not None:
                     self._counters.nacks_received += 1
-                    consumer.on_nack(packet.lost, now)
+                    self._counters.retransmissions_sent += consumer.on_nack(packet.lost, now)
             elif isinstance(packet, rtcp.PictureLossIndication):
                 consumer = self._consumer_by_ssrc.get(packet.media_ssrc)
                 if consumer is not None:
