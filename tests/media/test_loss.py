@@ -86,6 +86,7 @@ async def test_subscriber_keeps_decoding_under_5_percent_loss(
     assert retransmissions(worker, consumer_id) > 0
     counters = worker.stats().counters
     assert counters["nacks_received"] > 0
+    assert counters["retransmissions_sent"] >= retransmissions(worker, consumer_id)
     assert counters["internal_errors"] == 0
     assert counters["srtp_auth_failures"] == 0
     # The loss rate on the subscriber's path is the one we asked for, roughly.
