@@ -15,15 +15,23 @@ AUDIO_FEEDBACK = ("transport-cc",)
 
 ROUTER_CODECS: tuple[RtpCodec, ...] = (
     RtpCodec(
-        "audio/opus", 111, 48000, 2,
-        {"minptime": "10", "useinbandfec": "1"}, AUDIO_FEEDBACK,
+        "audio/opus",
+        111,
+        48000,
+        2,
+        {"minptime": "10", "useinbandfec": "1"},
+        AUDIO_FEEDBACK,
     ),
     RtpCodec("video/VP8", 96, 90000, 1, {}, VIDEO_FEEDBACK, rtx_payload_type=97),
     RtpCodec("video/VP9", 98, 90000, 1, {"profile-id": "0"}, VIDEO_FEEDBACK, rtx_payload_type=99),
     RtpCodec(
-        "video/H264", 102, 90000, 1,
+        "video/H264",
+        102,
+        90000,
+        1,
         {"packetization-mode": "1", "profile-level-id": "42e01f", "level-asymmetry-allowed": "1"},
-        VIDEO_FEEDBACK, rtx_payload_type=103,
+        VIDEO_FEEDBACK,
+        rtx_payload_type=103,
     ),
     RtpCodec("video/AV1", 45, 90000, 1, {}, VIDEO_FEEDBACK, rtx_payload_type=46),
 )

@@ -24,9 +24,7 @@ class ExtensionUri(StrEnum):
     REPAIRED_RID = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"  # RFC 8852
     AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"  # RFC 6464
     ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-    TRANSPORT_CC = (
-        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
-    )
+    TRANSPORT_CC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
 @dataclass(frozen=True, slots=True)
