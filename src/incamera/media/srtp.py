@@ -152,7 +152,8 @@ class SrtpSession:
         length[0] = n
         rc = _lib.srtp_protect(self._out_ctx, self._out_buf, length)
         if rc:
-            message = pylibsrtp.ERRORS.get(rc, str(rc))
+            errors = pylibsrtp.ERRORS  # a list indexed by libsrtp's srtp_err_status_t
+            message = errors[rc] if 0 <= rc < len(errors) else f"libsrtp error {rc}"
             raise SrtpError(_classify(str(message)), f"protect: {message}")
         return self._out_view[0 : length[0]]
 
