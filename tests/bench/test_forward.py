@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import pytest
@@ -42,7 +43,9 @@ FORWARDED_HEADER = 12 + 8  # the router's one-byte extension block with transpor
 
 
 def test_bench_forward_json_report(capsys: pytest.CaptureFixture[str]) -> None:
+    affinity = os.sched_getaffinity(0)
     code = forward.main(["--json", "--seconds", "2", "--fanout", "3", "--rate", "500"])
+    assert os.sched_getaffinity(0) == affinity  # pinning for the run is undone
     out = capsys.readouterr().out
     assert code == 0
     result = json.loads(out)

@@ -11,7 +11,7 @@ second of steady traffic) that is excluded:
 - ``pps_per_core``: RTP packets the subscribers received during the window divided by the
   CPU time (user + system) the worker process spent in the same window. The window ends
   after a short drain, so packets in flight are counted with the CPU spent forwarding them.
-- ``forwarded_pps``: the same packets per second of wall time.
+- ``forwarded_pps``: the same packets per second of sending (the window without the drain).
 - ``p50/p99_latency_ms``: receive time at the subscriber minus send time at the publisher,
   both on this machine's monotonic clock (so it includes loopback and this process's own
   scheduling, which is small next to the SFU's queueing when the worker is saturated).
@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import select
 import struct
 import sys
@@ -70,6 +71,7 @@ class Options:
     size: int = 1200
     port: int = 0
     json: bool = False
+    pin: bool = True
 
     @property
     def effective_rate(self) -> int:
@@ -189,16 +191,20 @@ class LoadGenerator:
                 self._timers(now)
                 if stop is not None and stop():
                     return
-            wait_ms = 0
             if send:
+                # Pacing: whatever is due is sent (up to BURST per pass); then wait for
+                # datagrams at least a millisecond, so a fast rate goes out in small bursts
+                # rather than with this process spinning against the worker for the CPU.
                 elapsed = now - phase_start
                 due = int(elapsed * rate) + 1
+                behind = False
                 for publisher in publishers:
                     backlog = due - publisher.sent
                     if backlog > 0:
                         self._send(publisher, min(backlog, BURST))
+                        behind = behind or backlog > BURST
                 next_send = phase_start + due * interval
-                wait_ms = int((next_send - monotonic()) * 1000)
+                wait_ms = 0 if behind else max(1, math.ceil((next_send - monotonic()) * 1000))
             else:
                 wait_ms = int((min(until, next_timers) - now) * 1000) + 1
             for fd, _ in poll(max(0, min(wait_ms, 50))):
@@ -340,10 +346,30 @@ async def _setup(
     return publishers, subscribers
 
 
+def _pin(worker_pid: int | None) -> tuple[int, int] | None:
+    """Give the worker the first CPU and this process (the load generator) another one.
+
+    Without it the scheduler tends to wake the load generator on the CPU of the worker
+    that just sent it a packet, and the two then share one core. Returns (worker CPU,
+    load generator CPU), or None when there are fewer than two CPUs to choose from.
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        if worker_pid is None or len(cpus) < 2:
+            return None
+        os.sched_setaffinity(worker_pid, {cpus[0]})
+        os.sched_setaffinity(0, {cpus[1]})
+    except OSError:
+        return None
+    return cpus[0], cpus[1]
+
+
 async def run(options: Options) -> dict[str, Any]:
     """Run the benchmark and return its figures (see the module docstring)."""
     client = WorkerClient(WorkerConfig(0, "127.0.0.1", options.port))
     await client.start()
+    own_affinity = os.sched_getaffinity(0)
+    pinned = _pin(client.pid) if options.pin else None
     generator: LoadGenerator | None = None
     try:
         publishers, subscribers = await _setup(client, options)
@@ -358,7 +384,7 @@ async def run(options: Options) -> dict[str, Any]:
         cpu1, wall1 = await client.cpu_seconds(), time.monotonic()
         own1 = time.process_time()
         stats1 = (await client.stats()).counters
-        return _report(
+        result = _report(
             options,
             generator,
             sent_for,
@@ -369,10 +395,17 @@ async def run(options: Options) -> dict[str, Any]:
             stats1,
             client.pid,
         )
+        result["pinned_cpus"] = list(pinned) if pinned is not None else None
+        # Other work on the machine shows here: the figures are only comparable when low.
+        result["loadavg_1min"] = round(os.getloadavg()[0], 2)
+        return result
     finally:
         if generator is not None:
             generator.close()
         await client.stop()
+        if pinned is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, own_affinity)
 
 
 def _report(
@@ -421,7 +454,7 @@ def _report(
         "p50_latency_ms": generator.percentile_ms(0.50),
         "p99_latency_ms": generator.percentile_ms(0.99),
         "loss": round(1 - delivered / expected, 6) if expected else 1.0,
-        "forwarded_pps": round(forwarded / wall) if wall > 0 else 0,
+        "forwarded_pps": round(forwarded / sent_for) if sent_for > 0 else 0,
         "worker_cpu_percent": round(100 * worker_cpu / wall, 1) if wall > 0 else 0.0,
         "srtp_profile": str(srtp.profile) if srtp is not None else None,
         "packet_size": options.size,
@@ -493,6 +526,12 @@ def parse_args(argv: list[str]) -> Options:
     )
     parser.add_argument("--size", type=int, default=1200, help="RTP packet size in bytes")
     parser.add_argument("--port", type=int, default=0, help="worker UDP port (default: any)")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin the worker and the load generator to separate CPUs",
+    )
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.fanout < 1 or args.publishers < 1:
         parser.error("--seconds, --fanout and --publishers must be positive")
@@ -510,6 +549,7 @@ def parse_args(argv: list[str]) -> Options:
         size=args.size,
         port=args.port,
         json=args.json,
+        pin=args.pin,
     )
 
 
