@@ -1,0 +1,581 @@
+"""One meeting's live conference: the room, its router on a media worker, and per participant
+a send transport (the client offers) and a receive transport (the server offers).
+
+Every operation that touches the media plane runs under the conference's lock, so the
+forwarding graph and the SDP sessions change one step at a time. Messages to participants
+go through their :class:`Outbox` (non-blocking, in order), so a broadcast reaches every
+member in the same order.
+
+Receive-side negotiation is serialised per participant: at most one ``subscribe`` offer is
+outstanding; changes made meanwhile are folded into the next offer once the answer arrives.
+A new consumer starts paused and is resumed once the answer that contains it is applied
+(resuming requests a key frame, so the subscriber starts on one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from incamera.media.api import TransportInfo, TransportState
+from incamera.media.errors import MediaError
+from incamera.media.process import WorkerClient
+from incamera.media.rtp_parameters import MediaKind, RtpParameters
+from incamera.rooms import Room, RoomError, Source, Track
+from incamera.rooms.room import Participant as RoomParticipant
+from incamera.sdp.errors import SdpError, SdpStateError
+from incamera.sdp.publish import answer_publish
+from incamera.sdp.subscribe import SubscribeSession
+
+from . import messages as m
+from .errors import NegotiationFailed, SignallingError
+
+log = structlog.get_logger(__name__)
+
+RESUME_WINDOW = 30.0  # seconds a dropped participant waits for its resume
+PARTICIPANT_ID_BYTES = 12
+RESUME_TOKEN_BYTES = 24
+
+_QUALITY = {
+    TransportState.CONNECTED: "good",
+    TransportState.NEW: "fair",
+    TransportState.CONNECTING: "fair",
+    TransportState.DISCONNECTED: "poor",
+    TransportState.FAILED: "poor",
+}
+_QUALITY_RANK = {"good": 0, "fair": 1, "poor": 2}
+
+
+class Outbox(Protocol):
+    """Where a participant's messages go (one WebSocket connection)."""
+
+    def send(self, message: m.Message) -> None: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+
+@dataclass(slots=True)
+class Published:
+    producer_id: str
+    params: RtpParameters
+    source: Source
+
+
+@dataclass(slots=True)
+class Consumed:
+    consumer_id: str
+    producer_id: str
+    mid: str  # on the subscriber's receive pc
+    kind: MediaKind
+    participant_id: str  # whose track
+    source: Source
+    awaiting_answer: bool = True  # paused until an answer containing it is applied
+    hidden: bool = False  # ``layer`` width 0: paused while not shown
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """A participant's connection state and media plumbing."""
+
+    id: str
+    resume_token: str
+    outbox: Outbox | None
+    send_transport: TransportInfo | None = None
+    send_ufrag: str | None = None  # the client's ICE ufrag on the send pc
+    send_session_id: int = field(default_factory=lambda: secrets.randbits(62))
+    send_version: int = 0
+    published: dict[str, Published] = field(default_factory=dict)  # send-pc mid ->
+    recv_transport: TransportInfo | None = None
+    session: SubscribeSession | None = None
+    consumed: dict[str, Consumed] = field(default_factory=dict)  # producer id ->
+    by_mid: dict[str, Consumed] = field(default_factory=dict)  # recv-pc mid ->
+    offer_outstanding: bool = False
+    offered_mids: frozenset[str] = frozenset()
+    renegotiate: bool = False
+    states: dict[str, TransportState] = field(default_factory=dict)  # transport id ->
+    quality: str | None = None
+    expiry: asyncio.TimerHandle | None = None
+
+    def send(self, message: m.Message) -> None:
+        if self.outbox is not None:
+            self.outbox.send(message)
+
+    @property
+    def transport_ids(self) -> list[str]:
+        return [t.id for t in (self.send_transport, self.recv_transport) if t is not None]
+
+
+def participant_model(p: RoomParticipant) -> m.Participant:
+    return m.Participant(
+        id=p.id,
+        name=p.name,
+        audio_muted=p.audio_muted,
+        video_muted=p.video_muted,
+        hand_raised=p.hand_raised,
+        screen_sharing=p.screen_sharing,
+        reconnecting=p.reconnecting,
+    )
+
+
+def chat_model(entry: object) -> m.ChatMessage:
+    from incamera.rooms import ChatEntry
+
+    assert isinstance(entry, ChatEntry)
+    return m.ChatMessage(
+        seq=entry.seq, sender=entry.sender, name=entry.name, text=entry.text, ts=entry.ts
+    )
+
+
+def new_participant_id() -> str:
+    """A participant id others see: random, unrelated to the resume token."""
+    return secrets.token_urlsafe(PARTICIPANT_ID_BYTES)
+
+
+def default_source(kind: MediaKind) -> Source:
+    return Source.MIC if kind is MediaKind.AUDIO else Source.CAMERA
+
+
+class Conference:
+    def __init__(
+        self,
+        meeting_id: str,
+        router_id: str,
+        worker: WorkerClient,
+        on_member_gone: Callable[[Conference, str], Awaitable[None]],
+        resume_window: float = RESUME_WINDOW,
+        version: int = 1,
+    ) -> None:
+        self.meeting_id = meeting_id
+        self.router_id = router_id
+        self.worker = worker
+        self.room = Room()
+        self.members: dict[str, Member] = {}
+        self.reserved = 0  # joins under way (keeps an empty conference alive)
+        self.closed = False
+        self.version = version
+        self.active_speaker: str | None = None
+        self._on_member_gone = on_member_gone
+        self._resume_window = resume_window
+        self._lock = asyncio.Lock()
+        self._by_token: dict[str, Member] = {}
+        self._by_transport: dict[str, Member] = {}
+        self._dirty: set[Member] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def idle(self) -> bool:
+        return not self.members and self.reserved == 0
+
+    # -- messaging -------------------------------------------------------------------------
+
+    def broadcast(self, message: m.Message, *, exclude: Member | None = None) -> None:
+        for member in self.members.values():
+            if member is not exclude:
+                member.send(message)
+
+    def _updated(self, member: Member, *, exclude_self: bool = False) -> None:
+        participant = self.room.participants.get(member.id)
+        if participant is not None:
+            self.broadcast(
+                m.ParticipantUpdated(participant=participant_model(participant)),
+                exclude=member if exclude_self else None,
+            )
+
+    def _welcome(self, member: Member, resumed: bool) -> m.Welcome:
+        return m.Welcome(
+            version=self.version,
+            participant=participant_model(self.room.get(member.id)),
+            resume_token=member.resume_token,
+            resumed=resumed,
+            participants=[participant_model(p) for p in self.room.others(member.id)],
+            chat=[chat_model(e) for e in self.room.chat_history()],
+        )
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("conference task failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- membership ------------------------------------------------------------------------
+
+    async def join(self, participant_id: str, name: str, outbox: Outbox) -> Member:
+        """A new participant: welcome, announce, then offer it every existing track."""
+        async with self._lock:
+            if self.closed:
+                raise SignallingError("the meeting's media session ended", "internal")
+            member = Member(
+                id=participant_id,
+                resume_token=secrets.token_urlsafe(RESUME_TOKEN_BYTES),
+                outbox=outbox,
+            )
+            participant = self.room.join(member.id, name)
+            self.members[member.id] = member
+            self._by_token[member.resume_token] = member
+            outbox.send(self._welcome(member, resumed=False))
+            self.broadcast(
+                m.ParticipantJoined(participant=participant_model(participant)), exclude=member
+            )
+            if self.active_speaker is not None:
+                outbox.send(m.ActiveSpeaker(id=self.active_speaker))
+            for other in self.members.values():
+                if other.quality is not None and other is not member:
+                    outbox.send(m.ConnectionQuality(id=other.id, quality=other.quality))  # type: ignore[arg-type]
+            try:
+                for track in self.room.wanted_by(member.id):
+                    await self._consume(member, track)
+            finally:
+                self._flush()
+            log.info("participant joined", participants=len(self.members))
+            return member
+
+    async def resume(self, token: str, outbox: Outbox) -> Member | None:
+        """Reattach a participant by its resume token (None if unknown or expired)."""
+        async with self._lock:
+            member = self._by_token.get(token)
+            if member is None or member.id not in self.members or self.closed:
+                return None
+            old, member.outbox = member.outbox, outbox
+            if old is not None and old is not outbox:
+                old.close(4409, "replaced by a resumed session")
+            if member.expiry is not None:
+                member.expiry.cancel()
+                member.expiry = None
+            outbox.send(self._welcome(member, resumed=True))
+            if self.room.set_reconnecting(member.id, False):
+                self._updated(member, exclude_self=True)
+            if self.active_speaker is not None:
+                outbox.send(m.ActiveSpeaker(id=self.active_speaker))
+            # An offer sent into the dropped socket may never have arrived: offer afresh.
+            if member.offer_outstanding:
+                member.offer_outstanding = False
+                member.renegotiate = True
+            if member.renegotiate:
+                self._dirty.add(member)
+            self._flush()
+            log.info("participant resumed")
+            return member
+
+    def disconnected(self, member: Member, outbox: Outbox) -> None:
+        """The participant's socket closed without ``leave``: wait for a resume."""
+        if member.outbox is not outbox or member.id not in self.members:
+            return
+        member.outbox = None
+        if self.room.set_reconnecting(member.id, True):
+            self._updated(member)
+        loop = asyncio.get_running_loop()
+        member.expiry = loop.call_later(
+            self._resume_window, lambda: self._spawn(self.leave(member, expired=True))
+        )
+
+    async def leave(self, member: Member, *, expired: bool = False) -> None:
+        """Take a participant out: its tracks go from every subscriber, then it goes."""
+        async with self._lock:
+            if self.members.get(member.id) is not member:
+                return
+            if member.expiry is not None:
+                member.expiry.cancel()
+                member.expiry = None
+            try:
+                for mid in list(member.published):
+                    await self._unpublish(member, mid)
+                for transport_id in member.transport_ids:
+                    with contextlib.suppress(MediaError):
+                        await self.worker.close_transport(transport_id)
+            finally:
+                self._forget(member)
+                self.broadcast(m.ParticipantLeft(id=member.id))
+                if self.active_speaker == member.id:
+                    self.active_speaker = None
+                    self.broadcast(m.ActiveSpeaker(id=None))
+                self._flush()
+            log.info("participant left", expired=expired, participants=len(self.members))
+        await self._on_member_gone(self, member.id)
+
+    def _forget(self, member: Member) -> None:
+        self.room.leave(member.id)
+        self.members.pop(member.id, None)
+        self._by_token.pop(member.resume_token, None)
+        for transport_id in member.transport_ids:
+            self._by_transport.pop(transport_id, None)
+        self._dirty.discard(member)
+
+    async def fail(self, reason: str) -> list[str]:
+        """The router is gone (its worker died): end every session. Returns the ids."""
+        async with self._lock:
+            self.closed = True
+            gone = list(self.members.values())
+            for member in gone:
+                if member.expiry is not None:
+                    member.expiry.cancel()
+                member.send(m.Error(code="internal", reason=reason))
+                if member.outbox is not None:
+                    member.outbox.close(1011, "media session ended")
+                self._forget(member)
+            return [member.id for member in gone]
+
+    def shutdown(self) -> None:
+        """The server stops: close every socket, cancel every timer."""
+        self.closed = True
+        for member in self.members.values():
+            if member.expiry is not None:
+                member.expiry.cancel()
+            if member.outbox is not None:
+                member.outbox.close(1001, "server shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def publish(self, member: Member, sdp: str, sources: dict[str, str]) -> str:
+        """Answer the send pc's (re)offer and bring the producers in line with it."""
+        async with self._lock:
+            try:
+                return await self._publish(member, sdp, sources)
+            finally:
+                self._flush()
+
+    async def _publish(self, member: Member, sdp: str, sources: dict[str, str]) -> str:
+        if member.send_transport is None:
+            member.send_transport = await self.worker.create_transport(self.router_id)
+            self._by_transport[member.send_transport.id] = member
+        info = member.send_transport
+        member.send_version += 1
+        try:
+            answer = answer_publish(
+                sdp, info, session_id=member.send_session_id, session_version=member.send_version
+            )
+            remote_ufrag = answer.remote_ice.username_fragment
+            if member.send_ufrag is not None and remote_ufrag != member.send_ufrag:
+                # The client restarted ICE: new local credentials too (RFC 8445 §9).
+                info = member.send_transport = await self.worker.restart_ice(info.id)
+                answer = answer_publish(
+                    sdp,
+                    info,
+                    session_id=member.send_session_id,
+                    session_version=member.send_version,
+                )
+        except SdpError as error:
+            raise NegotiationFailed(str(error)) from None
+        wanted: dict[str, tuple[RtpParameters, Source]] = {}
+        for params in answer.producers:
+            source = Source(sources[params.mid]) if params.mid in sources else None
+            source = source or default_source(params.kind)
+            if source.kind != params.kind.value:
+                raise NegotiationFailed(
+                    f"mid {params.mid}: a {source} source must be {source.kind}, "
+                    f"not {params.kind.value}"
+                )
+            wanted[params.mid] = (params, source)
+        await self.worker.connect_transport(info.id, answer.remote_dtls, remote_ufrag)
+        member.send_ufrag = remote_ufrag
+        sharing = self.room.get(member.id).screen_sharing
+        for mid, published in list(member.published.items()):
+            if wanted.get(mid) != (published.params, published.source):
+                await self._unpublish(member, mid)
+        added: list[Track] = []
+        for mid, (params, source) in wanted.items():
+            if mid in member.published:
+                continue
+            producer_id = await self.worker.produce(info.id, params)
+            track = self.room.add_track(member.id, producer_id, source, params.kind.value)
+            member.published[mid] = Published(producer_id, params, source)
+            if track.paused:
+                await self.worker.pause_producer(producer_id, True)
+            added.append(track)
+        for track in added:
+            for other in self.members.values():
+                if other is not member:
+                    await self._consume(other, track)
+        if self.room.get(member.id).screen_sharing != sharing:
+            self._updated(member)
+        return answer.sdp
+
+    async def _unpublish(self, member: Member, mid: str) -> None:
+        published = member.published.pop(mid)
+        with contextlib.suppress(MediaError):
+            await self.worker.close_producer(published.producer_id)  # closes its consumers
+        self.room.remove_track(published.producer_id)
+        for other in self.members.values():
+            consumed = other.consumed.pop(published.producer_id, None)
+            if consumed is None:
+                continue
+            other.by_mid.pop(consumed.mid, None)
+            if other.session is not None:
+                with contextlib.suppress(SdpStateError):
+                    other.session.remove(consumed.mid)
+            self._dirty.add(other)
+
+    # -- subscribing -----------------------------------------------------------------------
+
+    async def _consume(self, member: Member, track: Track) -> None:
+        if track.producer_id in member.consumed:
+            return
+        if member.recv_transport is None or member.session is None:
+            info = await self.worker.create_transport(self.router_id)
+            member.recv_transport = info
+            member.session = SubscribeSession(info)
+            self._by_transport[info.id] = member
+        consumer = await self.worker.consume(
+            member.recv_transport.id, track.producer_id, paused=True
+        )
+        stream_id = track.participant_id
+        if track.source is Source.SCREEN:
+            stream_id = f"{track.participant_id}-screen"
+        mid = member.session.add(consumer.rtp_parameters, stream_id, consumer.id)
+        consumed = Consumed(
+            consumer_id=consumer.id,
+            producer_id=track.producer_id,
+            mid=mid,
+            kind=consumer.rtp_parameters.kind,
+            participant_id=track.participant_id,
+            source=track.source,
+        )
+        member.consumed[track.producer_id] = consumed
+        member.by_mid[mid] = consumed
+        self._dirty.add(member)
+
+    def _flush(self) -> None:
+        """Offer the receive-side changes made by the last operation."""
+        dirty, self._dirty = self._dirty, set()
+        for member in dirty:
+            if member.id in self.members:
+                self._negotiate(member)
+
+    def _negotiate(self, member: Member) -> None:
+        if member.session is None:
+            return
+        if member.outbox is None or member.offer_outstanding:
+            member.renegotiate = True
+            return
+        try:
+            sdp = member.session.offer()
+        except SdpStateError:  # nothing was ever offered and nothing is left
+            member.renegotiate = False
+            return
+        mids = member.session.mids
+        member.offer_outstanding = True
+        member.offered_mids = frozenset(mids)
+        member.renegotiate = False
+        tracks = {
+            mid: m.TrackInfo(participant=c.participant_id, source=c.source.value)
+            for mid in mids
+            if (c := member.by_mid.get(mid)) is not None
+        }
+        member.send(m.Subscribe(sdp=sdp, tracks=tracks))
+
+    async def subscribe_answer(self, member: Member, sdp: str) -> None:
+        async with self._lock:
+            try:
+                await self._subscribe_answer(member, sdp)
+            finally:
+                self._flush()
+
+    async def _subscribe_answer(self, member: Member, sdp: str) -> None:
+        if not member.offer_outstanding or member.session is None:
+            raise NegotiationFailed("no subscribe offer is waiting for an answer")
+        assert member.recv_transport is not None
+        try:
+            ice, dtls = member.session.apply_answer(sdp)
+        except SdpError as error:
+            member.offer_outstanding = False
+            if member.renegotiate:
+                self._dirty.add(member)
+            raise NegotiationFailed(str(error)) from None
+        member.offer_outstanding = False
+        await self.worker.connect_transport(member.recv_transport.id, dtls, ice.username_fragment)
+        for consumed in member.consumed.values():
+            if consumed.awaiting_answer and consumed.mid in member.offered_mids:
+                consumed.awaiting_answer = False
+                if not consumed.hidden:
+                    with contextlib.suppress(MediaError):
+                        await self.worker.pause_consumer(consumed.consumer_id, False)
+        if member.renegotiate:
+            self._dirty.add(member)
+
+    async def restart_ice(self, member: Member) -> None:
+        """The receive pc lost connectivity: new ICE credentials and a fresh offer."""
+        async with self._lock:
+            if member.recv_transport is None or member.session is None:
+                return  # nothing is received yet: nothing to restart
+            info = await self.worker.restart_ice(member.recv_transport.id)
+            member.recv_transport = info
+            member.session.transport = info
+            self._dirty.add(member)
+            self._flush()
+
+    async def layer(self, member: Member, mid: str, width: int, height: int) -> None:
+        async with self._lock:
+            consumed = member.by_mid.get(mid)
+            if consumed is None:
+                raise SignallingError(f"no track with mid {mid!r}", "bad_message")
+            visible = width > 0 and height > 0
+            if consumed.hidden == visible:  # visibility changes
+                consumed.hidden = not visible
+                if not consumed.awaiting_answer:
+                    await self.worker.pause_consumer(consumed.consumer_id, not visible)
+            if visible and consumed.kind is MediaKind.VIDEO:
+                await self.worker.set_max_size(consumed.consumer_id, width, height)
+
+    # -- meeting state ---------------------------------------------------------------------
+
+    async def mute(self, member: Member, source: str, muted: bool) -> None:
+        async with self._lock:
+            try:
+                changed = self.room.set_muted(member.id, Source(source), muted)
+            except RoomError as error:
+                raise SignallingError(str(error), "bad_message") from None
+            for track in changed:
+                with contextlib.suppress(MediaError):
+                    await self.worker.pause_producer(track.producer_id, track.paused)
+            self._updated(member)
+
+    def hand(self, member: Member, raised: bool) -> None:
+        self.room.set_hand(member.id, raised)
+        self._updated(member)
+
+    def chat(self, member: Member, text: str) -> None:
+        entry = self.room.post(member.id, text, time.time())
+        self.broadcast(m.ChatPosted(message=chat_model(entry)))
+
+    # -- media-plane events ----------------------------------------------------------------
+
+    def owns_transport(self, transport_id: str) -> bool:
+        return transport_id in self._by_transport
+
+    def on_transport_state(self, transport_id: str, state: TransportState) -> None:
+        member = self._by_transport.get(transport_id)
+        if member is None:
+            return
+        if state is TransportState.CLOSED:
+            member.states.pop(transport_id, None)
+        else:
+            member.states[transport_id] = state
+        qualities = [_QUALITY[s] for s in member.states.values() if s in _QUALITY]
+        if not qualities:
+            return
+        quality = max(qualities, key=_QUALITY_RANK.__getitem__)
+        if quality != member.quality:
+            member.quality = quality
+            self.broadcast(m.ConnectionQuality(id=member.id, quality=quality))  # type: ignore[arg-type]
+
+    def on_active_speaker(self, producer_id: str | None) -> None:
+        owner = self.room.owner_of(producer_id) if producer_id is not None else None
+        speaker = owner.id if owner is not None else None
+        if speaker is None and producer_id is not None:
+            return  # a producer that just went away
+        if speaker != self.active_speaker:
+            self.active_speaker = speaker
+            self.broadcast(m.ActiveSpeaker(id=speaker))

@@ -1,0 +1,54 @@
+"""Error types of the signalling layer.
+
+``SignallingError`` carries a protocol error ``code`` (see ``docs/protocol.md``, "Errors")
+and a human-readable ``reason``; the session turns it into an ``error`` message. Parsing
+client input raises only :class:`BadMessage`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+ErrorCode = Literal[
+    "bad_message",
+    "unsupported_version",
+    "not_joined",
+    "meeting_closed",
+    "meeting_not_found",
+    "negotiation_failed",
+    "rate_limited",
+    "internal",
+]
+
+
+class SignallingError(Exception):
+    """A request the server refuses; becomes ``{"type":"error","code":...,"reason":...}``."""
+
+    code: ErrorCode = "internal"
+
+    def __init__(self, reason: str, code: ErrorCode | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        if code is not None:
+            self.code = code
+
+
+class BadMessage(SignallingError):
+    """Client input that is not valid JSON, has an unknown ``type`` or fails its schema.
+
+    ``rid`` is the request id when the input was an object with an integer ``rid``, so the
+    error can still be matched to the request.
+    """
+
+    code: ErrorCode = "bad_message"
+
+    def __init__(self, reason: str, rid: int | None = None) -> None:
+        super().__init__(reason)
+        self.rid = rid
+
+
+class NegotiationFailed(SignallingError):
+    code: ErrorCode = "negotiation_failed"
+
+
+__all__ = ["BadMessage", "ErrorCode", "NegotiationFailed", "SignallingError"]

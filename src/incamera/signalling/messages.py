@@ -1,0 +1,357 @@
+"""The signalling protocol, version 1 (``docs/protocol.md``): one pydantic model per message.
+
+Every message is a JSON object with a ``type``; client and server messages are two
+discriminated unions on it. Unknown fields are rejected (``extra="forbid"``) and JSON types
+are taken strictly (``"1"`` is not an int, ``true`` is not ``1``).
+
+- :func:`parse_client_message` is the server's only way in: it raises only
+  :class:`~incamera.signalling.errors.BadMessage`, whatever the text.
+- :func:`parse_server_message` is the client's counterpart.
+- :func:`encode` turns any message into its JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from .errors import BadMessage, ErrorCode
+
+PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
+MAX_MESSAGE_CHARS = 256 * 1024  # a full SDP offer with simulcast is ~10 KB
+MAX_SDP_CHARS = 200_000
+NAME_MAX = 64
+CHAT_MAX = 2000
+MAX_TRACKS = 64  # m-sections in one publish offer
+MAX_SIZE = 16_384  # pixels: larger tiles than this do not exist
+
+Source = Literal["mic", "camera", "screen"]
+MutableSource = Literal["mic", "camera"]
+Quality = Literal["good", "fair", "poor"]
+Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
+Mid = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Rid = Annotated[int, Field(ge=0, le=2**53 - 1)]  # exactly representable in JavaScript
+
+
+class Message(BaseModel):
+    """Base of every message: strict types, unknown fields rejected, ``from`` aliases."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=True)
+    omit_none: ClassVar[bool] = False  # leave ``None`` fields out of the JSON
+
+
+def _display_text(value: str, *, single_line: bool) -> str:
+    """Reject control characters (newlines allowed in chat) and blank text."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs") and not (not single_line and char in "\n\t"):
+            raise ValueError("control characters are not allowed")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip() if single_line else value
+
+
+# -- shared structures ---------------------------------------------------------------------
+
+
+class Participant(Message):
+    id: Id
+    name: str
+    audio_muted: bool = False
+    video_muted: bool = False
+    hand_raised: bool = False
+    screen_sharing: bool = False
+    reconnecting: bool = False
+
+
+class ChatMessage(Message):
+    seq: int
+    sender: Id = Field(alias="from")
+    name: str
+    text: str
+    ts: float
+
+
+class TrackInfo(Message):
+    participant: Id
+    source: Source
+
+
+# -- client -> server ----------------------------------------------------------------------
+
+
+class ClientMessage(Message):
+    rid: Rid | None = None  # a request id: the server answers with one reply or error
+
+
+class Hello(ClientMessage):
+    type: Literal["hello"] = "hello"
+    versions: Annotated[
+        list[Annotated[int, Field(ge=0, le=1000)]], Field(min_length=1, max_length=16)
+    ]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX)]
+    resume: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _display_text(value, single_line=True)
+
+
+class Leave(ClientMessage):
+    type: Literal["leave"] = "leave"
+
+
+class Ping(ClientMessage):
+    type: Literal["ping"] = "ping"
+
+
+class Publish(ClientMessage):
+    type: Literal["publish"] = "publish"
+    sdp: Sdp
+    sources: Annotated[dict[Mid, Source], Field(max_length=MAX_TRACKS)] = Field(
+        default_factory=dict
+    )
+
+
+class SubscribeAnswer(ClientMessage):
+    type: Literal["subscribe_answer"] = "subscribe_answer"
+    sdp: Sdp
+
+
+class RestartIce(ClientMessage):
+    type: Literal["restart_ice"] = "restart_ice"
+
+
+class Layer(ClientMessage):
+    type: Literal["layer"] = "layer"
+    mid: Mid
+    width: Annotated[int, Field(ge=0, le=MAX_SIZE)]
+    height: Annotated[int, Field(ge=0, le=MAX_SIZE)]
+
+
+class Mute(ClientMessage):
+    type: Literal["mute"] = "mute"
+    source: MutableSource
+    muted: bool
+
+
+class Chat(ClientMessage):
+    type: Literal["chat"] = "chat"
+    text: Annotated[str, StringConstraints(min_length=1, max_length=CHAT_MAX)]
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _display_text(value, single_line=False)
+
+
+class Hand(ClientMessage):
+    type: Literal["hand"] = "hand"
+    raised: bool
+
+
+AnyClientMessage = Annotated[
+    Hello | Leave | Ping | Publish | SubscribeAnswer | RestartIce | Layer | Mute | Chat | Hand,
+    Field(discriminator="type"),
+]
+
+# -- server -> client ----------------------------------------------------------------------
+
+
+class Welcome(Message):
+    type: Literal["welcome"] = "welcome"
+    version: int
+    participant: Participant
+    resume_token: str
+    resumed: bool
+    participants: list[Participant]
+    chat: list[ChatMessage]
+
+
+class Error(Message):
+    type: Literal["error"] = "error"
+    omit_none: ClassVar[bool] = True
+    rid: int | None = None
+    code: ErrorCode
+    reason: str
+
+
+class Reply(Message):
+    type: Literal["reply"] = "reply"
+    omit_none: ClassVar[bool] = True
+    rid: int | None = None
+    ok: Literal[True] = True
+    sdp: str | None = None  # the answer, for ``publish``
+
+
+class Pong(Message):
+    type: Literal["pong"] = "pong"
+
+
+class Subscribe(Message):
+    type: Literal["subscribe"] = "subscribe"
+    sdp: str
+    tracks: dict[str, TrackInfo]
+
+
+class ParticipantJoined(Message):
+    type: Literal["participant_joined"] = "participant_joined"
+    participant: Participant
+
+
+class ParticipantLeft(Message):
+    type: Literal["participant_left"] = "participant_left"
+    id: str
+
+
+class ParticipantUpdated(Message):
+    type: Literal["participant_updated"] = "participant_updated"
+    participant: Participant
+
+
+class ActiveSpeaker(Message):
+    type: Literal["active_speaker"] = "active_speaker"
+    id: str | None
+
+
+class ConnectionQuality(Message):
+    type: Literal["connection_quality"] = "connection_quality"
+    id: str
+    quality: Quality
+
+
+class ChatPosted(Message):
+    """The server's ``chat`` message (the client's is :class:`Chat`)."""
+
+    type: Literal["chat"] = "chat"
+    message: ChatMessage
+
+
+AnyServerMessage = Annotated[
+    Welcome
+    | Error
+    | Reply
+    | Pong
+    | Subscribe
+    | ParticipantJoined
+    | ParticipantLeft
+    | ParticipantUpdated
+    | ActiveSpeaker
+    | ConnectionQuality
+    | ChatPosted,
+    Field(discriminator="type"),
+]
+
+_client = TypeAdapter(AnyClientMessage)
+_server = TypeAdapter(AnyServerMessage)
+
+
+def _rid_of(text: str) -> int | None:
+    """The ``rid`` of a JSON object that failed its schema, if it has a usable one."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict):
+        rid = data.get("rid")
+        if isinstance(rid, int) and not isinstance(rid, bool) and 0 <= rid < 2**53:
+            return rid
+    return None
+
+
+def _reason(error: ValidationError) -> str:
+    first = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "json_invalid":
+        return f"not valid JSON: {first['msg']}"
+    if first["type"] == "union_tag_invalid":
+        return "unknown message type"
+    if first["type"] == "union_tag_not_found":
+        return "the message has no 'type'"
+    if first["type"] == "model_attributes_type":
+        return "a message must be a JSON object"
+    # The first element of ``loc`` is the union tag (the message type).
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
+def parse_client_message(text: str | bytes) -> Any:
+    """Parse one client message. Raises only :class:`BadMessage` (with a reason)."""
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadMessage("not UTF-8 text") from None
+    if not isinstance(text, str):
+        raise BadMessage("a message must be text")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise BadMessage(f"message longer than {MAX_MESSAGE_CHARS} characters")
+    try:
+        return _client.validate_json(text)
+    except ValidationError as error:
+        raise BadMessage(_reason(error), _rid_of(text)) from None
+    except (ValueError, RecursionError) as error:  # defensive: pydantic-core edge cases
+        raise BadMessage(f"not a valid message: {type(error).__name__}") from None
+
+
+def parse_server_message(text: str | bytes) -> Any:
+    """Parse one server message (for clients). Raises only :class:`BadMessage`."""
+    try:
+        return _server.validate_json(text)
+    except ValidationError as error:
+        raise BadMessage(_reason(error)) from None
+    except (ValueError, RecursionError) as error:
+        raise BadMessage(f"not a valid message: {type(error).__name__}") from None
+
+
+def encode(message: Message) -> str:
+    """The JSON text of ``message`` (``from`` for ``ChatMessage.sender``)."""
+    return message.model_dump_json(by_alias=True, exclude_none=message.omit_none)
+
+
+__all__ = [
+    "PROTOCOL_VERSIONS",
+    "ActiveSpeaker",
+    "AnyClientMessage",
+    "AnyServerMessage",
+    "Chat",
+    "ChatMessage",
+    "ChatPosted",
+    "ClientMessage",
+    "ConnectionQuality",
+    "Error",
+    "Hand",
+    "Hello",
+    "Layer",
+    "Leave",
+    "Message",
+    "Mute",
+    "Participant",
+    "ParticipantJoined",
+    "ParticipantLeft",
+    "ParticipantUpdated",
+    "Ping",
+    "Pong",
+    "Publish",
+    "Reply",
+    "RestartIce",
+    "Source",
+    "Subscribe",
+    "SubscribeAnswer",
+    "TrackInfo",
+    "Welcome",
+    "encode",
+    "parse_client_message",
+    "parse_server_message",
+]
