@@ -1,0 +1,1168 @@
+// The meeting page (/m/<id>): pre-join, the meeting itself, and the page after leaving.
+// Entry module; the pieces live in signalling.js, media.js, devices.js, tiles.js, layout.js,
+// i18n.js. `#name=...&autojoin=1` in the URL skips the pre-join screen.
+
+import {
+  canChooseSpeaker,
+  errorReason,
+  fillSelect,
+  listDevices,
+  loadPrefs,
+  openBoth,
+  openCamera,
+  openMicrophone,
+  savePrefs,
+} from "./devices.js";
+import { $, avatar, debounce, h, icon, isTyping } from "./dom.js";
+import {
+  initLanguage,
+  language,
+  LANGUAGES,
+  onLanguageChange,
+  setLanguage,
+  t,
+  translatePage,
+} from "./i18n.js";
+import { layerSize, orderTiles } from "./layout.js";
+import { Publisher, Subscriber } from "./media.js";
+import { meetingSocketUrl, SignallingClient } from "./signalling.js";
+import { TileGrid, Tile } from "./tiles.js";
+import { toast } from "./toasts.js";
+
+const NAME_KEY = "incamera.name";
+const meetingId = decodeURIComponent(window.location.pathname.split("/").filter(Boolean).pop() || "");
+const params = new URLSearchParams(window.location.hash.slice(1));
+
+const prefs = loadPrefs();
+const state = {
+  joined: false,
+  self: null,
+  participants: new Map(), // id -> Participant (the others)
+  quality: new Map(), // id -> good|fair|poor
+  activeSpeaker: null,
+  speakers: [], // most recent first
+  chat: new Map(), // seq -> ChatMessage
+  unread: 0,
+  speakerView: false,
+  micOn: prefs.micOn !== false,
+  camOn: prefs.camOn !== false,
+  hand: false,
+  panel: null,
+  joinedAt: 0,
+};
+const local = { mic: null, camera: null, screen: null, stream: new MediaStream() };
+let signalling = null;
+let publisher = null;
+let subscriber = null;
+let grid = null;
+const tiles = new Map(); // "participant:source" -> Tile
+const audioEls = new Map(); // mid -> <audio>
+const sentLayers = new Map(); // mid -> "w x h" last sent
+let audioBlockedToast = null;
+let checkProblem = null; // set when the meeting check failed during an autojoin
+
+// ---------------------------------------------------------------------------------------
+// Screens
+
+function showScreen(id) {
+  for (const name of ["check", "prejoin", "meeting", "ended"]) {
+    $(name).hidden = name !== id;
+  }
+}
+
+async function checkMeeting() {
+  try {
+    const response = await fetch(`/api/meetings/${encodeURIComponent(meetingId)}`, {
+      cache: "no-store",
+    });
+    if (response.ok) return "ok";
+    if (response.status === 404) return "notFound";
+    if (response.status === 410) return "ended";
+    return "unreachable";
+  } catch {
+    return "unreachable";
+  }
+}
+
+function showCheckProblem(problem) {
+  showScreen("check");
+  $("check-text").textContent = t(`check.${problem}`);
+  $("check-text").dataset.i18n = `check.${problem}`;
+  $("check-home").hidden = false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Pre-join
+
+let levelMeter = null;
+
+function setPreviewTrack(track) {
+  const preview = $("preview");
+  preview.srcObject = track ? new MediaStream([track]) : null;
+  $("preview-off").hidden = Boolean(track);
+}
+
+function updatePrejoinButtons() {
+  const mic = $("pre-mic");
+  mic.setAttribute("aria-pressed", String(!state.micOn));
+  mic.dataset.i18nLabel = state.micOn ? "controls.mute" : "controls.unmute";
+  const cam = $("pre-cam");
+  cam.setAttribute("aria-pressed", String(!state.camOn));
+  cam.dataset.i18nLabel = state.camOn ? "controls.cameraOff" : "controls.cameraOn";
+  translatePage($("prejoin"));
+  setPreviewTrack(state.camOn ? local.camera : null);
+  const avatarBox = $("preview-avatar");
+  const name = $("name").value.trim() || "?";
+  avatarBox.replaceWith(Object.assign(avatar(name, name), { id: "preview-avatar" }));
+}
+
+function startLevelMeter(track) {
+  levelMeter?.stop();
+  levelMeter = null;
+  if (!track || typeof AudioContext === "undefined") return;
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 512;
+  context.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+  const data = new Uint8Array(analyser.fftSize);
+  const bar = $("mic-level-bar");
+  let frame = 0;
+  const tick = () => {
+    analyser.getByteTimeDomainData(data);
+    let peak = 0;
+    for (const v of data) peak = Math.max(peak, Math.abs(v - 128));
+    bar.style.width = `${state.micOn ? Math.min(100, (peak / 64) * 100) : 0}%`;
+    frame = requestAnimationFrame(tick);
+  };
+  tick();
+  const resume = () => context.resume().catch(() => {});
+  document.addEventListener("pointerdown", resume, { once: true });
+  levelMeter = {
+    stop() {
+      cancelAnimationFrame(frame);
+      context.close().catch(() => {});
+      bar.style.width = "0";
+    },
+  };
+}
+
+async function refreshDeviceLists() {
+  const devices = await listDevices();
+  const sets = [
+    ["camera-select", "set-camera"],
+    ["mic-select", "set-mic"],
+    ["speaker-select", "set-speaker"],
+  ];
+  const current = {
+    camera: local.camera?.getSettings().deviceId || prefs.camera,
+    mic: local.mic?.getSettings().deviceId || prefs.mic,
+    speaker: prefs.speaker,
+  };
+  for (const id of sets[0]) fillSelect($(id), devices.cameras, current.camera, t("prejoin.camera"));
+  for (const id of sets[1]) fillSelect($(id), devices.mics, current.mic, t("prejoin.microphone"));
+  const speakers = canChooseSpeaker() ? devices.speakers : [];
+  for (const id of sets[2]) fillSelect($(id), speakers, current.speaker, t("prejoin.speaker"));
+  $("speaker-row").hidden = speakers.length === 0;
+  $("set-speaker-row").hidden = speakers.length === 0;
+}
+
+function showPrejoinError(message) {
+  const error = $("prejoin-error");
+  error.textContent = message || "";
+  error.hidden = !message;
+}
+
+async function startPreview() {
+  const opened = await openBoth(prefs, { wantCamera: state.camOn, wantMic: true });
+  local.camera = opened.camera;
+  local.mic = opened.mic;
+  const problems = [];
+  if (opened.cameraError) {
+    const reason = errorReason(opened.cameraError);
+    problems.push(t("prejoin.cameraError", { reason: reason === "permission" ? t("prejoin.permissionDenied") : reason }));
+  }
+  if (opened.micError) {
+    const reason = errorReason(opened.micError);
+    problems.push(t("prejoin.micError", { reason: reason === "permission" ? t("prejoin.permissionDenied") : reason }));
+  }
+  showPrejoinError(problems.join(" "));
+  if (!local.camera) state.camOn = false;
+  if (!local.mic) state.micOn = false;
+  if (local.mic) local.mic.enabled = state.micOn;
+  updatePrejoinButtons();
+  startLevelMeter(local.mic);
+  await refreshDeviceLists();
+}
+
+async function switchCamera(deviceId) {
+  prefs.camera = deviceId;
+  savePrefs(prefs);
+  if (!state.camOn && !state.joined) return;
+  const old = local.camera;
+  try {
+    const track = await openCamera(deviceId);
+    local.camera = track;
+    old?.stop();
+    if (state.joined) {
+      await publisher?.replaceTrack("camera", state.camOn ? track : null);
+      if (!state.camOn) track.stop();
+      renderTiles();
+    } else {
+      updatePrejoinButtons();
+    }
+  } catch {
+    toast(t("toast.cameraFailed"));
+  }
+}
+
+async function switchMic(deviceId) {
+  prefs.mic = deviceId;
+  savePrefs(prefs);
+  const old = local.mic;
+  try {
+    const track = await openMicrophone(deviceId);
+    track.enabled = state.micOn;
+    local.mic = track;
+    old?.stop();
+    if (state.joined) await publisher?.replaceTrack("mic", track);
+    else startLevelMeter(track);
+  } catch {
+    toast(t("toast.micFailed"));
+  }
+}
+
+async function switchSpeaker(deviceId) {
+  prefs.speaker = deviceId;
+  savePrefs(prefs);
+  for (const el of audioEls.values()) {
+    await el.setSinkId?.(deviceId).catch(() => {});
+  }
+}
+
+function bindDeviceSelects() {
+  for (const id of ["camera-select", "set-camera"]) {
+    $(id).addEventListener("change", (event) => switchCamera(event.target.value));
+  }
+  for (const id of ["mic-select", "set-mic"]) {
+    $(id).addEventListener("change", (event) => switchMic(event.target.value));
+  }
+  for (const id of ["speaker-select", "set-speaker"]) {
+    $(id).addEventListener("change", (event) => switchSpeaker(event.target.value));
+  }
+  navigator.mediaDevices?.addEventListener?.("devicechange", () => refreshDeviceLists());
+}
+
+function setupPrejoin() {
+  let stored = "";
+  try {
+    stored = localStorage.getItem(NAME_KEY) || "";
+  } catch {
+    // no storage
+  }
+  $("name").value = stored;
+  $("name").addEventListener("input", () => updatePrejoinButtons());
+  $("pre-mic").addEventListener("click", () => {
+    state.micOn = !state.micOn;
+    if (local.mic) local.mic.enabled = state.micOn;
+    updatePrejoinButtons();
+  });
+  $("pre-cam").addEventListener("click", async () => {
+    state.camOn = !state.camOn;
+    if (state.camOn && (!local.camera || local.camera.readyState === "ended")) {
+      try {
+        local.camera = await openCamera(prefs.camera);
+      } catch {
+        state.camOn = false;
+        toast(t("toast.cameraFailed"));
+      }
+    } else if (!state.camOn && local.camera) {
+      local.camera.stop(); // the camera light goes off
+      local.camera = null;
+    }
+    updatePrejoinButtons();
+  });
+  $("prejoin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = $("name").value.trim();
+    if (!name) {
+      showPrejoinError(t("prejoin.nameMissing"));
+      $("name").focus();
+      return;
+    }
+    join(name);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Joining
+
+function rememberName(name) {
+  try {
+    localStorage.setItem(NAME_KEY, name);
+  } catch {
+    // no storage
+  }
+}
+
+async function join(name, { devices = null } = {}) {
+  name = name.slice(0, 64);
+  rememberName(name);
+  prefs.micOn = state.micOn;
+  prefs.camOn = state.camOn;
+  savePrefs(prefs);
+  const button = $("join");
+  button.disabled = true;
+  button.textContent = t("prejoin.joining");
+  levelMeter?.stop();
+
+  signalling = new SignallingClient(meetingSocketUrl(meetingId), name);
+  signalling.addEventListener("message", (event) => onMessage(event.detail));
+  signalling.addEventListener("welcome", (event) => onWelcome(event.detail));
+  signalling.addEventListener("state", (event) => onSignallingState(event.detail.state));
+  signalling.addEventListener("closed", (event) => onClosed(event.detail.reason));
+
+  let welcome;
+  try {
+    // Devices (autojoin) and the socket open in parallel: joining is on the critical path.
+    const [w, opened] = await Promise.all([signalling.join(), devices]);
+    welcome = w;
+    if (opened) {
+      local.camera = opened.camera;
+      local.mic = opened.mic;
+      if (!local.camera) state.camOn = false;
+      if (!local.mic) state.micOn = false;
+    }
+  } catch (err) {
+    button.disabled = false;
+    button.textContent = t("prejoin.join");
+    if (checkProblem) showCheckProblem(checkProblem);
+    else if (err?.code === "meeting_closed") showCheckProblem("ended");
+    else if (err?.code === "meeting_not_found") showCheckProblem("notFound");
+    else if ($("prejoin").hidden) showCheckProblem("unreachable");
+    else showPrejoinError(t("toast.error", { reason: err?.message || String(err) }));
+    return;
+  }
+  enterMeeting(welcome);
+  await startMedia();
+}
+
+function enterMeeting(welcome) {
+  state.joined = true;
+  state.joinedAt = Date.now();
+  applyRoster(welcome);
+  showScreen("meeting");
+  grid ??= new TileGrid({
+    videos: $("videos"),
+    grid: $("grid"),
+    stage: $("stage"),
+    pager: $("pager"),
+    prev: $("page-prev"),
+    next: $("page-next"),
+    label: $("page-label"),
+    onChange: scheduleLayers,
+  });
+  updateToolbar();
+  renderAll();
+  refreshDeviceLists();
+}
+
+function applyRoster(welcome) {
+  state.self = { ...welcome.participant };
+  const before = new Set(state.participants.keys());
+  state.participants = new Map(welcome.participants.map((p) => [p.id, p]));
+  for (const id of before) {
+    if (!state.participants.has(id)) state.quality.delete(id);
+  }
+  for (const message of welcome.chat || []) addChat(message, { quiet: true });
+}
+
+function newMediaSessions() {
+  publisher?.close();
+  subscriber?.close();
+  publisher = new Publisher(signalling);
+  subscriber = new Subscriber(signalling);
+  publisher.addEventListener("ice", () => updateConnectionBanner());
+  subscriber.addEventListener("ice", () => updateConnectionBanner());
+  subscriber.addEventListener("tracks", () => {
+    syncAudio();
+    renderTiles();
+    scheduleLayers();
+  });
+  sentLayers.clear();
+}
+
+async function startMedia() {
+  newMediaSessions();
+  for (const track of local.stream.getTracks()) local.stream.removeTrack(track);
+  if (local.mic) {
+    local.mic.enabled = state.micOn;
+    local.stream.addTrack(local.mic);
+  }
+  if (local.camera && !state.camOn) {
+    local.camera.stop();
+    local.camera = null;
+  }
+  if (local.camera) local.stream.addTrack(local.camera);
+  try {
+    await publisher.start(local.mic, state.camOn ? local.camera : null, local.stream);
+  } catch (err) {
+    console.error("incamera: publishing failed", err);
+    toast(t("toast.error", { reason: err?.message || String(err) }));
+  }
+  sendOwnState();
+  renderTiles();
+}
+
+/** Tells the server the mute and hand states (after joining and after a resume). */
+function sendOwnState() {
+  if (!signalling) return;
+  signalling.send("mute", { source: "mic", muted: !state.micOn });
+  signalling.send("mute", { source: "camera", muted: !state.camOn });
+  if (state.hand) signalling.send("hand", { raised: true });
+  Object.assign(state.self, {
+    audio_muted: !state.micOn,
+    video_muted: !state.camOn,
+    hand_raised: state.hand,
+  });
+}
+
+function onWelcome({ welcome, reconnect }) {
+  if (!reconnect) return; // the first welcome is handled by join()
+  if (welcome.resumed) {
+    applyRoster(welcome);
+    sentLayers.clear();
+    sendOwnState();
+    publisher?.recover().catch((err) => console.warn("incamera: republish failed", err));
+    subscriber?.recover();
+  } else {
+    // The server forgot us (the resume window passed): join again as a new participant.
+    stopScreenShare({ publish: false });
+    applyRoster(welcome);
+    startMedia();
+  }
+  toast(t("toast.reconnected"));
+  renderAll();
+}
+
+function onSignallingState(sigState) {
+  if (sigState === "reconnecting" && state.joined) {
+    toast(t("toast.reconnecting"));
+  }
+  updateConnectionBanner();
+}
+
+function updateConnectionBanner() {
+  const banner = $("banner");
+  const sigDown = signalling && signalling.state === "reconnecting";
+  const iceDown = [publisher, subscriber].some(
+    (s) => s?.pc && ["disconnected", "failed"].includes(s.pc.iceConnectionState),
+  );
+  banner.hidden = !(state.joined && (sigDown || iceDown));
+  banner.textContent = t("banner.reconnecting");
+  if (state.self) {
+    state.self.reconnecting = Boolean(sigDown || iceDown);
+    renderTiles();
+  }
+}
+
+function onClosed(reason) {
+  if (!state.joined) return;
+  cleanup();
+  const heading = {
+    left: "left.heading",
+    meeting_closed: "left.closedHeading",
+  }[reason] || "left.lostHeading";
+  $("ended-heading").dataset.i18n = heading;
+  $("ended-heading").textContent = t(heading);
+  showScreen("ended");
+  $("ended-heading").focus();
+}
+
+function cleanup() {
+  state.joined = false;
+  publisher?.close();
+  subscriber?.close();
+  for (const track of [local.mic, local.camera, local.screen]) track?.stop();
+  local.mic = local.camera = local.screen = null;
+  for (const tile of tiles.values()) tile.destroy();
+  tiles.clear();
+  for (const el of audioEls.values()) el.remove();
+  audioEls.clear();
+  clearInterval(clockTimer);
+}
+
+function leave() {
+  signalling?.leave(); // fires "closed" -> onClosed("left")
+}
+
+// ---------------------------------------------------------------------------------------
+// Server messages
+
+function onMessage(message) {
+  switch (message.type) {
+    case "participant_joined": {
+      const p = message.participant;
+      state.participants.set(p.id, p);
+      toast(t("toast.joined", { name: p.name }));
+      renderAll();
+      break;
+    }
+    case "participant_left": {
+      const p = state.participants.get(message.id);
+      state.participants.delete(message.id);
+      state.quality.delete(message.id);
+      state.speakers = state.speakers.filter((id) => id !== message.id);
+      if (state.activeSpeaker === message.id) state.activeSpeaker = null;
+      if (p) toast(t("toast.left", { name: p.name }));
+      renderAll();
+      break;
+    }
+    case "participant_updated": {
+      const p = message.participant;
+      if (state.self && p.id === state.self.id) {
+        // Our own toggles are decided here; take the rest from the server.
+        state.self = {
+          ...p,
+          audio_muted: !state.micOn,
+          video_muted: !state.camOn,
+          hand_raised: state.hand,
+          reconnecting: state.self.reconnecting,
+        };
+      } else {
+        const before = state.participants.get(p.id);
+        if (p.hand_raised && !before?.hand_raised) toast(t("toast.hand", { name: p.name }));
+        state.participants.set(p.id, p);
+      }
+      renderAll();
+      break;
+    }
+    case "active_speaker": {
+      state.activeSpeaker = message.id ?? null;
+      if (message.id) {
+        state.speakers = [message.id, ...state.speakers.filter((id) => id !== message.id)];
+      }
+      renderTiles();
+      break;
+    }
+    case "connection_quality":
+      state.quality.set(message.id, message.quality);
+      renderTiles();
+      break;
+    case "chat":
+      addChat(message.message);
+      break;
+    case "subscribe":
+      subscriber?.onOffer(message).catch((err) => {
+        console.error("incamera: could not apply a subscribe offer", err);
+      });
+      break;
+    case "error":
+      if (message.code === "negotiation_failed") {
+        toast(t("toast.error", { reason: message.reason || message.code }));
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tiles, audio and layers
+
+function participantById(id) {
+  if (state.self && id === state.self.id) return state.self;
+  return state.participants.get(id);
+}
+
+function syncTiles() {
+  const wanted = new Map(); // key -> {participantId, source, local, track}
+  const self = state.self;
+  if (self) {
+    wanted.set(`${self.id}:camera`, {
+      participantId: self.id,
+      source: "camera",
+      local: true,
+      track: state.camOn ? local.camera : null,
+    });
+    if (local.screen) {
+      wanted.set(`${self.id}:screen`, {
+        participantId: self.id,
+        source: "screen",
+        local: true,
+        track: local.screen,
+      });
+    }
+  }
+  const bindings = subscriber ? Array.from(subscriber.bindings.values()) : [];
+  const trackOf = (id, source) =>
+    bindings.find((b) => b.participant === id && b.source === source && b.kind === "video")
+      ?.track || null;
+  for (const p of state.participants.values()) {
+    wanted.set(`${p.id}:camera`, {
+      participantId: p.id,
+      source: "camera",
+      local: false,
+      track: trackOf(p.id, "camera"),
+    });
+    const screen = trackOf(p.id, "screen");
+    if (screen) {
+      wanted.set(`${p.id}:screen`, {
+        participantId: p.id,
+        source: "screen",
+        local: false,
+        track: screen,
+      });
+    }
+  }
+  for (const [key, tile] of tiles) {
+    if (!wanted.has(key)) {
+      tile.destroy();
+      tiles.delete(key);
+    }
+  }
+  for (const [key, want] of wanted) {
+    let tile = tiles.get(key);
+    if (!tile) {
+      tile = new Tile(want);
+      tiles.set(key, tile);
+    }
+    tile.setTrack(want.track);
+    const participant = participantById(want.participantId);
+    tile.update(participant, {
+      self: want.local,
+      quality: state.quality.get(want.participantId) || null,
+      speaking: state.activeSpeaker === want.participantId,
+    });
+  }
+}
+
+function stageKey() {
+  const screens = Array.from(tiles.values()).filter((tile) => tile.source === "screen");
+  const remoteScreen = screens.find((tile) => !tile.local);
+  if (remoteScreen) return remoteScreen.key;
+  if (screens.length) return screens[0].key;
+  if (!state.speakerView || state.participants.size === 0) return null;
+  const speaker =
+    state.activeSpeaker && state.activeSpeaker !== state.self?.id && state.participants.has(state.activeSpeaker)
+      ? state.activeSpeaker
+      : state.speakers.find((id) => state.participants.has(id)) ||
+        state.participants.keys().next().value;
+  return `${speaker}:camera`;
+}
+
+function renderTiles() {
+  if (!state.joined || !grid) return;
+  syncTiles();
+  const cameraTiles = Array.from(tiles.values()).map((tile) => ({
+    tile,
+    id: tile.participantId,
+    hand: Boolean(participantById(tile.participantId)?.hand_raised) && tile.source === "camera",
+  }));
+  const ordered = orderTiles(cameraTiles, state.self?.id, state.speakers).map((e) => e.tile);
+  // Screens first among the rest: they are the content people look at.
+  ordered.sort((a, b) => (a.source === "screen" ? 0 : 1) - (b.source === "screen" ? 0 : 1));
+  grid.set(ordered, stageKey());
+  $("alone").hidden = state.participants.size > 0;
+}
+
+function syncAudio() {
+  const bindings = subscriber ? Array.from(subscriber.bindings.values()) : [];
+  const audio = bindings.filter((b) => b.kind === "audio");
+  const mids = new Set(audio.map((b) => b.mid));
+  for (const [mid, el] of audioEls) {
+    if (!mids.has(mid)) {
+      el.srcObject = null;
+      el.remove();
+      audioEls.delete(mid);
+    }
+  }
+  for (const binding of audio) {
+    let el = audioEls.get(binding.mid);
+    if (!el) {
+      el = h("audio", { autoplay: true });
+      $("audio-sinks").append(el);
+      audioEls.set(binding.mid, el);
+      if (prefs.speaker) el.setSinkId?.(prefs.speaker).catch(() => {});
+    }
+    if (el.srcObject?.getAudioTracks()[0] !== binding.track) {
+      el.srcObject = new MediaStream([binding.track]);
+    }
+    el.dataset.participant = binding.participant;
+    el.play().catch((err) => {
+      if (err?.name === "NotAllowedError") showAudioBlocked();
+    });
+  }
+}
+
+function showAudioBlocked() {
+  if (audioBlockedToast?.isConnected) return;
+  audioBlockedToast = toast(t("toast.audioBlocked"), {
+    timeout: 0,
+    onClick: () => {
+      for (const el of audioEls.values()) el.play().catch(() => {});
+    },
+  });
+}
+
+function sendLayers() {
+  if (!subscriber || !signalling?.isOpen) return;
+  const dpr = window.devicePixelRatio || 1;
+  for (const binding of subscriber.bindings.values()) {
+    if (binding.kind !== "video") continue;
+    const tile = tiles.get(`${binding.participant}:${binding.source}`);
+    const rendered = tile ? tile.renderedSize() : { width: 0, height: 0 };
+    const size = layerSize(rendered.width, rendered.height, dpr, rendered.width > 0);
+    const key = `${size.width}x${size.height}`;
+    if (sentLayers.get(binding.mid) === key) continue;
+    if (signalling.send("layer", { mid: binding.mid, width: size.width, height: size.height })) {
+      sentLayers.set(binding.mid, key);
+    }
+  }
+}
+
+const scheduleLayers = debounce(sendLayers, 250);
+
+// ---------------------------------------------------------------------------------------
+// People and chat panels
+
+function renderPeople() {
+  const everyone = [state.self, ...state.participants.values()].filter(Boolean);
+  $("people-count").textContent = String(everyone.length);
+  $("people-heading").textContent = t("people.heading", { count: everyone.length });
+  const sorted = everyone.slice().sort((a, b) => {
+    if (a === state.self) return -1;
+    if (b === state.self) return 1;
+    if (a.hand_raised !== b.hand_raised) return a.hand_raised ? -1 : 1;
+    return a.name.localeCompare(b.name, language());
+  });
+  const list = $("people-list");
+  list.replaceChildren(
+    ...sorted.map((p) => {
+      const self = p === state.self;
+      const notes = [];
+      if (p.hand_raised) notes.push(t("people.hand"));
+      notes.push(p.audio_muted ? t("people.muted") : t("people.unmuted"));
+      if (p.video_muted) notes.push(t("people.cameraOff"));
+      if (p.screen_sharing) notes.push(t("people.sharing"));
+      if (p.reconnecting) notes.push(t("people.reconnecting"));
+      return h(
+        "li",
+        {
+          dataset: {
+            participant: p.id,
+            audioMuted: String(Boolean(p.audio_muted)),
+            hand: String(Boolean(p.hand_raised)),
+          },
+          "aria-label": `${self ? t("tile.you", { name: p.name }) : p.name}: ${notes.join(", ")}`,
+        },
+        avatar(p.name, p.id),
+        h(
+          "span",
+          { class: "who" },
+          self ? t("tile.you", { name: p.name }) : p.name,
+          p.reconnecting ? h("small", { text: t("people.reconnecting") }) : null,
+        ),
+        p.hand_raised ? icon("hand", "hand") : null,
+        p.screen_sharing ? icon("screen") : null,
+        p.video_muted ? icon("cam-off") : icon("cam"),
+        p.audio_muted ? icon("mic-off", "alert") : icon("mic"),
+      );
+    }),
+  );
+}
+
+const timeFormat = () =>
+  new Intl.DateTimeFormat(language(), { hour: "2-digit", minute: "2-digit" });
+
+function addChat(message, { quiet = false } = {}) {
+  if (state.chat.has(message.seq)) return;
+  state.chat.set(message.seq, message);
+  const mine = state.self && message.from === state.self.id;
+  if (!quiet && !mine && state.panel !== "chat") {
+    state.unread += 1;
+    toast(t("toast.chat", { name: message.name, text: message.text }));
+  }
+  renderChat();
+}
+
+function renderChat() {
+  const log = $("chat-log");
+  const messages = Array.from(state.chat.values()).sort((a, b) => a.seq - b.seq);
+  const format = timeFormat();
+  const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  log.replaceChildren(
+    ...messages.map((m) => {
+      const mine = state.self && m.from === state.self.id;
+      const when = typeof m.ts === "number" ? format.format(new Date(m.ts * 1000)) : "";
+      return h(
+        "li",
+        { class: mine ? "mine" : "", dataset: { seq: String(m.seq) } },
+        h("span", { class: "meta", text: `${mine ? t("chat.you") : m.name} · ${when}` }),
+        h("span", { class: "text", text: m.text }),
+      );
+    }),
+  );
+  $("chat-empty").hidden = messages.length > 0;
+  if (stick) log.scrollTop = log.scrollHeight;
+  const badge = $("chat-badge");
+  badge.hidden = state.unread === 0;
+  badge.textContent = state.unread > 99 ? "99+" : String(state.unread);
+  $("btn-chat").setAttribute(
+    "aria-label",
+    state.unread ? `${t("controls.chat")}, ${t("chat.unread", { count: state.unread })}` : t("controls.chat"),
+  );
+}
+
+function sendChat(event) {
+  event?.preventDefault();
+  const input = $("chat-input");
+  const text = input.value.trim();
+  if (!text) return;
+  if (signalling?.send("chat", { text: text.slice(0, 2000) })) {
+    input.value = "";
+  }
+  input.focus();
+}
+
+const PANEL_BUTTONS = { people: "btn-people", chat: "btn-chat", settings: "btn-settings" };
+
+function togglePanel(name, { focus = true } = {}) {
+  const opening = state.panel !== name;
+  const previous = state.panel;
+  state.panel = opening ? name : null;
+  for (const [panel, button] of Object.entries(PANEL_BUTTONS)) {
+    $(`${panel}-panel`).hidden = state.panel !== panel;
+    $(button).setAttribute("aria-expanded", String(state.panel === panel));
+  }
+  if (state.panel === "chat") {
+    state.unread = 0;
+    renderChat();
+    const log = $("chat-log");
+    log.scrollTop = log.scrollHeight;
+  }
+  if (!focus) return;
+  if (state.panel === "chat") $("chat-input").focus();
+  else if (state.panel === "people") $("people-heading").focus();
+  else if (state.panel === "settings") $("settings-heading").focus();
+  else if (previous) $(PANEL_BUTTONS[previous]).focus();
+}
+
+// ---------------------------------------------------------------------------------------
+// Controls
+
+function setToggle(button, pressed, labelKey) {
+  button.setAttribute("aria-pressed", String(pressed));
+  button.dataset.i18nLabel = labelKey;
+  button.setAttribute("aria-label", t(labelKey));
+  button.title = t(labelKey);
+}
+
+function updateToolbar() {
+  setToggle($("btn-mic"), !state.micOn, state.micOn ? "controls.mute" : "controls.unmute");
+  setToggle($("btn-cam"), !state.camOn, state.camOn ? "controls.cameraOff" : "controls.cameraOn");
+  setToggle($("btn-share"), Boolean(local.screen), local.screen ? "controls.stopShare" : "controls.share");
+  setToggle($("btn-hand"), state.hand, state.hand ? "controls.lowerHand" : "controls.raiseHand");
+  setToggle($("btn-view"), state.speakerView, state.speakerView ? "controls.gridView" : "controls.speakerView");
+  $("btn-share").disabled = !navigator.mediaDevices?.getDisplayMedia;
+}
+
+async function toggleMic() {
+  if (!local.mic) {
+    try {
+      local.mic = await openMicrophone(prefs.mic);
+      await publisher?.replaceTrack("mic", local.mic);
+    } catch {
+      toast(t("toast.micFailed"));
+      return;
+    }
+    state.micOn = true;
+  } else {
+    state.micOn = !state.micOn;
+  }
+  local.mic.enabled = state.micOn;
+  signalling?.send("mute", { source: "mic", muted: !state.micOn });
+  if (state.self) state.self.audio_muted = !state.micOn;
+  prefs.micOn = state.micOn;
+  savePrefs(prefs);
+  updateToolbar();
+  renderAll();
+}
+
+async function toggleCamera() {
+  if (state.camOn) {
+    state.camOn = false;
+    await publisher?.replaceTrack("camera", null);
+    local.camera?.stop(); // the camera light goes off
+    local.camera = null;
+  } else {
+    try {
+      local.camera = await openCamera(prefs.camera);
+    } catch {
+      toast(t("toast.cameraFailed"));
+      return;
+    }
+    state.camOn = true;
+    await publisher?.replaceTrack("camera", local.camera);
+  }
+  signalling?.send("mute", { source: "camera", muted: !state.camOn });
+  if (state.self) state.self.video_muted = !state.camOn;
+  prefs.camOn = state.camOn;
+  savePrefs(prefs);
+  updateToolbar();
+  renderAll();
+}
+
+async function toggleScreenShare() {
+  if (local.screen) {
+    await stopScreenShare();
+    return;
+  }
+  let track;
+  try {
+    const stream = await navigator.mediaDevices.getDisplayMedia({
+      video: { frameRate: { ideal: 15, max: 30 } },
+      audio: false,
+    });
+    track = stream.getVideoTracks()[0];
+  } catch (err) {
+    if (err?.name !== "NotAllowedError") toast(t("toast.shareFailed"));
+    return;
+  }
+  local.screen = track;
+  track.addEventListener("ended", () => stopScreenShare());
+  if (state.self) state.self.screen_sharing = true;
+  updateToolbar();
+  renderAll();
+  try {
+    await publisher.startScreen(track);
+  } catch (err) {
+    console.error("incamera: screen share failed", err);
+    toast(t("toast.shareFailed"));
+    await stopScreenShare();
+  }
+}
+
+async function stopScreenShare({ publish = true } = {}) {
+  const track = local.screen;
+  if (!track) return;
+  local.screen = null;
+  track.stop();
+  if (state.self) state.self.screen_sharing = false;
+  updateToolbar();
+  renderAll();
+  if (publish) {
+    await publisher?.stopScreen().catch((err) => console.warn("incamera: unshare failed", err));
+  }
+}
+
+function toggleHand() {
+  state.hand = !state.hand;
+  signalling?.send("hand", { raised: state.hand });
+  if (state.self) state.self.hand_raised = state.hand;
+  updateToolbar();
+  renderAll();
+}
+
+function toggleView() {
+  state.speakerView = !state.speakerView;
+  updateToolbar();
+  renderTiles();
+}
+
+async function copyLink() {
+  const url = `${window.location.origin}/m/${meetingId}`;
+  try {
+    await navigator.clipboard.writeText(url);
+    toast(t("grid.copied"));
+  } catch {
+    toast(url, { timeout: 8000 });
+  }
+}
+
+const SHORTCUTS = {
+  m: toggleMic,
+  v: toggleCamera,
+  s: toggleScreenShare,
+  h: toggleHand,
+  g: toggleView,
+  c: () => togglePanel("chat"),
+  p: () => togglePanel("people"),
+};
+
+function onKeyDown(event) {
+  if (!state.joined) return;
+  if (event.key === "Escape" && state.panel) {
+    togglePanel(state.panel);
+    return;
+  }
+  if (event.ctrlKey || event.metaKey || event.altKey || isTyping(event)) return;
+  const action = SHORTCUTS[event.key.toLowerCase()];
+  if (action) {
+    event.preventDefault();
+    action();
+  }
+}
+
+function bindControls() {
+  $("btn-mic").addEventListener("click", toggleMic);
+  $("btn-cam").addEventListener("click", toggleCamera);
+  $("btn-share").addEventListener("click", toggleScreenShare);
+  $("btn-hand").addEventListener("click", toggleHand);
+  $("btn-view").addEventListener("click", toggleView);
+  $("btn-people").addEventListener("click", () => togglePanel("people"));
+  $("btn-chat").addEventListener("click", () => togglePanel("chat"));
+  $("btn-settings").addEventListener("click", () => togglePanel("settings"));
+  $("btn-leave").addEventListener("click", leave);
+  for (const button of document.querySelectorAll(".close-panel")) {
+    button.addEventListener("click", () => togglePanel(button.dataset.panel));
+  }
+  $("chat-form").addEventListener("submit", sendChat);
+  $("chat-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) sendChat(event);
+  });
+  $("copy-link").addEventListener("click", copyLink);
+  $("rejoin").addEventListener("click", () => window.location.reload());
+  document.addEventListener("keydown", onKeyDown);
+  window.addEventListener("pagehide", () => {
+    if (state.joined) signalling?.leave();
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Rendering everything, the clock, the language switch
+
+function renderAll() {
+  renderTiles();
+  renderPeople();
+  renderChat();
+}
+
+let clockTimer = null;
+function startClock() {
+  const tick = () => {
+    if (!state.joined) {
+      $("clock").textContent = "";
+      return;
+    }
+    const seconds = Math.floor((Date.now() - state.joinedAt) / 1000);
+    const hh = Math.floor(seconds / 3600);
+    const mm = String(Math.floor((seconds % 3600) / 60)).padStart(2, "0");
+    const ss = String(seconds % 60).padStart(2, "0");
+    $("clock").textContent = hh ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
+  };
+  clockTimer = setInterval(tick, 1000);
+}
+
+function setupLanguageSwitch() {
+  const select = $("lang-select");
+  for (const [code, label] of Object.entries(LANGUAGES)) {
+    select.append(h("option", { value: code, text: label }));
+  }
+  select.value = language();
+  select.addEventListener("change", () => setLanguage(select.value));
+  onLanguageChange(() => {
+    select.value = language();
+    updateToolbar();
+    if (state.joined) renderAll();
+    if (!$("prejoin").hidden) updatePrejoinButtons();
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Automation: window.incamera
+
+/** One entry per remote participant, from the receive pc's inbound-rtp stats by mid. */
+async function stats() {
+  const entries = new Map();
+  for (const p of state.participants.values()) {
+    entries.set(p.id, {
+      id: p.id,
+      name: p.name,
+      videoFramesDecoded: 0,
+      videoWidth: 0,
+      videoHeight: 0,
+      audioPacketsReceived: 0,
+      screenFramesDecoded: 0,
+    });
+  }
+  if (!subscriber?.pc) return Array.from(entries.values());
+  const report = await subscriber.stats();
+  for (const row of report.values()) {
+    if (row.type !== "inbound-rtp" || row.mid == null) continue;
+    const info = subscriber.tracks[row.mid];
+    const entry = info && entries.get(info.participant);
+    if (!entry) continue;
+    if (row.kind === "audio") {
+      entry.audioPacketsReceived += row.packetsReceived || 0;
+    } else if (info.source === "screen") {
+      entry.screenFramesDecoded += row.framesDecoded || 0;
+    } else {
+      entry.videoFramesDecoded += row.framesDecoded || 0;
+      entry.videoWidth = row.frameWidth || entry.videoWidth;
+      entry.videoHeight = row.frameHeight || entry.videoHeight;
+    }
+  }
+  return Array.from(entries.values());
+}
+
+function snapshot() {
+  return {
+    joined: state.joined,
+    self: state.self,
+    participants: Array.from(state.participants.values()),
+    activeSpeaker: state.activeSpeaker,
+    chat: Array.from(state.chat.values()).sort((a, b) => a.seq - b.seq),
+    signalling: signalling?.state ?? "idle",
+    send: publisher?.pc?.iceConnectionState ?? null,
+    recv: subscriber?.pc?.iceConnectionState ?? null,
+  };
+}
+
+window.incamera = {
+  stats,
+  state: snapshot,
+  leave,
+  /** Drops the WebSocket as a network failure would (for reconnect tests). */
+  dropConnection: () => signalling?.dropSocket(),
+};
+
+// ---------------------------------------------------------------------------------------
+// Start
+
+async function main() {
+  initLanguage(params.get("lang"));
+  translatePage();
+  setupLanguageSwitch();
+  bindControls();
+  bindDeviceSelects();
+  startClock();
+  const autoName = (params.get("name") || "").trim();
+  const autojoin = params.get("autojoin") === "1" && autoName.length > 0;
+  if (autojoin) {
+    // Devices, the meeting check and the socket all at once: the join is what people wait for.
+    const devices = openBoth(prefs, { wantCamera: state.camOn, wantMic: true });
+    checkMeeting().then((problem) => {
+      if (problem !== "ok" && !state.joined) {
+        checkProblem = problem;
+        showCheckProblem(problem);
+        signalling?.fail("closed");
+        devices.then((d) => [d.camera, d.mic].forEach((track) => track?.stop()));
+      }
+    });
+    await join(autoName, { devices });
+    return;
+  }
+  setupPrejoin();
+  const problem = await checkMeeting();
+  if (problem !== "ok") {
+    showCheckProblem(problem);
+    return;
+  }
+  showScreen("prejoin");
+  translatePage();
+  await startPreview();
+  if (!$("name").value) $("name").focus();
+  else $("join").focus();
+}
+
+main();
