@@ -10,7 +10,8 @@ second of steady traffic) that is excluded:
 
 - ``pps_per_core``: RTP packets the subscribers received during the window divided by the
   CPU time (user + system) the worker process spent in the same window. The window ends
-  after a short drain, so packets in flight are counted with the CPU spent forwarding them.
+  after a drain (at least 0.3 s, longer while packets still arrive, at most 2 s), so
+  packets in flight are counted with the CPU spent forwarding them.
 - ``forwarded_pps``: the same packets per second of sending (the window without the drain).
 - ``p50/p99_latency_ms``: receive time at the subscriber minus send time at the publisher,
   both on this machine's monotonic clock (so it includes loopback and this process's own
@@ -37,6 +38,7 @@ import select
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +53,11 @@ from .vp8_source import Vp8Source, vp8_parameters
 GOAL_PPS = 100_000  # forwarded packets per second the default rate offers
 WARMUP_TIMEOUT = 30.0  # ICE + DTLS + first key frame at every subscriber
 SETTLE = 1.0  # steady traffic after the warm-up, before the window opens
-DRAIN = 0.3  # receiving after the last send, inside the window
+# Receiving after the last send, inside the window: at least DRAIN, then until nothing has
+# arrived for DRAIN_QUIET (late packets still count), at most DRAIN_MAX.
+DRAIN = 0.3
+DRAIN_QUIET = 0.1
+DRAIN_MAX = 2.0
 SAMPLE_EVERY = 50  # SRTP-unprotect one received packet in this many, per subscriber
 KEYFRAME_INTERVAL = 1.0
 BURST = 64  # at most this many packets per publisher per loop pass
@@ -163,6 +169,16 @@ class LoadGenerator:
             publisher.sent_in_window = publisher.sent
         self._window = (first_ts, (int(stop * TICKS_PER_SECOND) - first_ts) & MASK32)
         self._run(until=stop + DRAIN, send=False, phase_start=stop)
+        last = [sum(s.received for s in self.subscribers), time.monotonic()]
+
+        def quiet() -> bool:
+            now = time.monotonic()
+            received = sum(s.received for s in self.subscribers)
+            if received != last[0]:
+                last[:] = [received, now]
+            return now - last[1] >= DRAIN_QUIET
+
+        self._run(until=stop + DRAIN_MAX, send=False, phase_start=stop, stop=quiet)
         self.received_during = sum(s.received for s in self.subscribers) - self.received_before
         return stop - start
 
@@ -173,7 +189,7 @@ class LoadGenerator:
         until: float,
         send: bool,
         phase_start: float,
-        stop: Any = None,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         rate = self.rate
         interval = 1.0 / rate
