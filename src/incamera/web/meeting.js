@@ -321,6 +321,8 @@ async function join(name, { devices = null } = {}) {
   signalling.addEventListener("state", (event) => onSignallingState(event.detail.state));
   signalling.addEventListener("closed", (event) => onClosed(event.detail.reason));
 
+  // Before the hello: the server offers the existing tracks right after its welcome.
+  newMediaSessions();
   let welcome;
   try {
     // Devices (autojoin) and the socket open in parallel: joining is on the critical path.
@@ -392,7 +394,6 @@ function newMediaSessions() {
 }
 
 async function startMedia() {
-  newMediaSessions();
   for (const track of local.stream.getTracks()) local.stream.removeTrack(track);
   if (local.mic) {
     local.mic.enabled = state.micOn;
@@ -438,6 +439,7 @@ function onWelcome({ welcome, reconnect }) {
     // The server forgot us (the resume window passed): join again as a new participant.
     stopScreenShare({ publish: false });
     applyRoster(welcome);
+    newMediaSessions(); // synchronously, before the offers that follow the welcome
     startMedia();
   }
   toast(t("toast.reconnected"));
