@@ -51,7 +51,11 @@ class Sink:
     def __init__(self) -> None:
         self.packets: list[bytearray] = []
 
-    def __call__(self, packet: bytearray, now: float) -> None:
+    def __call__(self, template, ssrc, seq, ts, now, patch=None) -> None:  # type: ignore[no-untyped-def]
+        packet = bytearray(template)
+        struct.pack_into("!HII", packet, 2, seq, ts, ssrc)
+        if patch is not None:
+            patch(memoryview(packet))
         self.packets.append(packet)
 
     def seqs(self) -> list[int]:

@@ -21,6 +21,12 @@ from .rtp_parameters import MediaKind, RtpParameters
 if TYPE_CHECKING:
     from .producer import Producer, ProducerStream
 
+# transport.send_rtp(template, ssrc, seq, timestamp, now, patch): writes the template into a
+# send slot, patches SSRC/seq/timestamp (and calls ``patch`` on the slot), protects, queues.
+SendRtp = Callable[
+    [bytes | bytearray, int, int, int, float, Callable[[memoryview], None] | None], None
+]
+
 HISTORY = 1024  # outgoing packets remembered for NACK -> source mapping; power of two
 HISTORY_MASK = HISTORY - 1
 
@@ -33,7 +39,7 @@ class Consumer:
         consumer_id: str,
         producer: Producer,
         rtp_parameters: RtpParameters,
-        send: Callable[[bytearray, float], None],
+        send: SendRtp,
         on_layer_change: Callable[[Consumer, int | None], None] | None = None,
     ) -> None:
         self.id = consumer_id
@@ -74,7 +80,9 @@ class Consumer:
         self._switched = False  # next forwarded packet is the first of a new segment
         self._vp8 = Vp8Rewriter() if producer.codec.name == "vp8" else None
         self._vp8_active = False  # rewriting starts with the first layer switch
-        self._last_packet: bytearray | None = None
+        self._patch_keyframe = False
+        self._patch_switched = False
+        self._patch_offset = 0
         self._payload_offset = 0
         # statistics
         self.packets_sent = 0
@@ -170,15 +178,12 @@ class Consumer:
 
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
-        buf = bytearray(template)
-        _pack_seq_ts_ssrc(buf, 2, out_seq, out_ts, self.ssrc)
+        patch = None
         if self._vp8_active:
-            switched, self._switched = self._switched, False
-            # An unreadable descriptor is forwarded as it is.
-            with contextlib.suppress(ParseError, ValueError):
-                self._vp8.rewrite_packet(  # type: ignore[union-attr]
-                    buf, self._payload_offset, keyframe=keyframe, switched=switched
-                )
+            self._patch_keyframe = keyframe
+            self._patch_switched, self._switched = self._switched, False
+            self._patch_offset = self._payload_offset
+            patch = self._patch_vp8
         slot = out_seq & HISTORY_MASK
         self._hist_seq[slot] = out_seq
         self._hist_src[slot] = (layer << 16) | seq
@@ -187,10 +192,19 @@ class Consumer:
             self._last_seq = out_seq
             self._last_ts = out_ts
             self._last_sent_at = now
-            self._last_packet = buf
         self.packets_sent += 1
-        self.octets_sent += len(buf) - self._payload_offset
-        self._send(buf, now)
+        self.octets_sent += len(template) - self._payload_offset
+        self._send(template, self.ssrc, out_seq, out_ts, now, patch)
+
+    def _patch_vp8(self, view: memoryview) -> None:
+        # An unreadable descriptor is forwarded as it is.
+        with contextlib.suppress(ParseError, ValueError):
+            self._vp8.rewrite_packet(  # type: ignore[union-attr]
+                view,  # type: ignore[arg-type]
+                self._patch_offset,
+                keyframe=self._patch_keyframe,
+                switched=self._patch_switched,
+            )
 
     def _switch_to(self, layer: int, seq: int, timestamp: int, now: float) -> None:
         from .producer import template_payload_offset
@@ -211,16 +225,10 @@ class Consumer:
         previous = self.current_layer
         self.current_layer = layer
         self._switched = True
-        if self._vp8 is not None and not self._vp8_active and self._last_packet is not None:
+        if self._vp8 is not None and not self._vp8_active and previous is not None:
             # Picture ids need rewriting from the first switch on: seed the rewriter with
             # the last picture sent so the new layer continues from it.
-            with contextlib.suppress(ParseError, ValueError):
-                self._vp8.rewrite_packet(
-                    bytearray(self._last_packet),
-                    self._payload_offset,
-                    keyframe=True,
-                    switched=False,
-                )
+            self._seed_vp8(now)
             self._vp8_active = True
         if self._on_layer_change is not None and previous != layer and self.kind is MediaKind.VIDEO:
             self._on_layer_change(self, layer)
@@ -229,43 +237,56 @@ class Consumer:
 
     def on_nack(self, lost: list[int], now: float) -> int:
         """Retransmit what is still cached, as RTX if negotiated (RFC 4588), else plain."""
+        from . import rtp
+
         sent = 0
         for out_seq in lost:
             slot = out_seq & HISTORY_MASK
             if self._hist_seq[slot] != out_seq:
                 continue
             src = self._hist_src[slot]
-            original = self.producer.retransmission(src >> 16, src & 0xFFFF, now)
+            layer = src >> 16
+            original = self.producer.retransmission(layer, src & 0xFFFF, now)
             if original is None:
                 continue
-            packet = self._rebuild(original, out_seq)
-            if packet is None:
+            pt = self.producer.pt_map.get(original[1] & 0x7F)
+            if pt is None:
                 continue
+            template = self.producer.build_template(original, rtp.header_size(original), pt, None)
+            out_ts = self._hist_ts[slot]
+            patch = None
+            if self._vp8_active and layer == self.current_layer:
+                self._patch_keyframe = self._patch_switched = False
+                self._patch_offset = self._payload_offset
+                patch = self._patch_vp8
             self.retransmissions_sent += 1
             sent += 1
-            self._send(packet, now)
+            if self.rtx_ssrc is None or self.rtx_pt is None:
+                self._send(template, self.ssrc, out_seq, out_ts, now, patch)
+                continue
+            # RTX: own SSRC and sequence; the payload starts with the original sequence
+            # number (RFC 4588 section 4).
+            offset = self._payload_offset
+            rtx = template[:offset] + out_seq.to_bytes(2, "big") + template[offset:]
+            rtx[1] = (rtx[1] & 0x80) | self.rtx_pt
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            self._patch_offset = offset + 2  # the descriptor follows the OSN
+            self._send(rtx, self.rtx_ssrc, self._rtx_seq, out_ts, now, patch)
         return sent
 
-    def _rebuild(self, original: bytes, out_seq: int) -> bytearray | None:
+    def _seed_vp8(self, now: float) -> None:
         from . import rtp
-        from .producer import Producer
 
-        hsize = rtp.header_size(original)
-        pt = self.producer.pt_map.get(original[1] & 0x7F)
-        if pt is None:
-            return None
-        template = Producer._template(self.producer, original, hsize, pt, None)
-        out_ts = self._hist_ts[out_seq & HISTORY_MASK]
-        offset = self._payload_offset
-        if self.rtx_ssrc is None or self.rtx_pt is None:
-            _pack_seq_ts_ssrc(template, 2, out_seq, out_ts, self.ssrc)
-            return template
-        # RTX: own SSRC, own sequence, payload = original sequence number + payload.
-        rtx = bytearray(template[:offset]) + out_seq.to_bytes(2, "big") + template[offset:]
-        rtx[1] = (rtx[1] & 0x80) | self.rtx_pt
-        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        _pack_seq_ts_ssrc(rtx, 2, self._rtx_seq, out_ts, self.rtx_ssrc)
-        return rtx
+        src = self._hist_src[self._last_seq & HISTORY_MASK]
+        if self._hist_seq[self._last_seq & HISTORY_MASK] != self._last_seq:
+            return
+        original = self.producer.retransmission(src >> 16, src & 0xFFFF, now)
+        if original is None:
+            return
+        with contextlib.suppress(ParseError, ValueError):
+            self._vp8.rewrite_packet(  # type: ignore[union-attr]
+                bytearray(original), rtp.header_size(original), keyframe=True, switched=False
+            )
 
     def on_keyframe_request(self, now: float) -> None:
         self.request_keyframe(now)

@@ -226,14 +226,16 @@ class Producer:
 
         if self.paused or not self.consumers:
             return
-        template = self._template(packet, hsize, router_pt, level_ext)
+        template = self.build_template(packet, hsize, router_pt, level_ext)
         marker = bool(packet[1] & 0x80)
         for consumer in self.consumers:
             consumer.on_packet(stream, template, seq, timestamp, keyframe, marker, now)
 
-    def _template(
+    def build_template(
         self, packet: bytes, hsize: int, router_pt: int, level_ext: int | None
     ) -> bytearray:
+        """The packet with the router's payload type and extension layout, shared by every
+        consumer (see the module docstring)."""
         b0 = 0x90 | (packet[0] & 0x20)  # V=2, X=1, keep P; CSRCs are not forwarded
         b1 = (packet[1] & 0x80) | router_pt
         head = bytes([b0, b1]) + packet[2:12]
@@ -275,5 +277,5 @@ class Producer:
 
 
 def template_payload_offset(kind: MediaKind) -> int:
-    """Where the payload starts in a template built by ``Producer._template``."""
+    """Where the payload starts in a template built by ``Producer.build_template``."""
     return 12 + (len(AUDIO_EXT_HEAD) + 5 if kind is MediaKind.AUDIO else len(VIDEO_EXT_BLOCK))

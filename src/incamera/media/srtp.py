@@ -112,6 +112,22 @@ def _classify(message: str) -> str:
     return "other"
 
 
+def _error(operation: str, rc: int) -> SrtpError:
+    errors = pylibsrtp.ERRORS  # a list indexed by libsrtp's srtp_err_status_t
+    message = errors[rc] if 0 <= rc < len(errors) else f"libsrtp error {rc}"
+    return SrtpError(_classify(str(message)), f"{operation}: {message}")
+
+
+def buffer_pointer(address: int) -> object:
+    """A pointer to raw memory at ``address`` for :meth:`SrtpSession.protect_into`.
+
+    The memory (the worker's send slots) must outlive the pointer. A raw address is used
+    rather than ``ffi.from_buffer``: a buffer export held by a cffi object inside a
+    reference cycle crashed the garbage collector at exit.
+    """
+    return _ffi.cast("char *", address)
+
+
 def _policy(profile: SrtpProfile, key_salt: bytes, ssrc_type: int) -> pylibsrtp.Policy:
     policy = pylibsrtp.Policy(
         key=key_salt, ssrc_type=ssrc_type, srtp_profile=_LIBSRTP_PROFILES[profile]
@@ -141,6 +157,23 @@ class SrtpSession:
         self._out_buf = _ffi.new("char[]", _BUFFER_SIZE)
         self._out_view = _ffi.buffer(self._out_buf)
         self._out_len = _ffi.new("int *")
+        self._in_ctx = self._inbound._srtp[0]
+        self._in_buf = _ffi.new("char[]", _BUFFER_SIZE)
+        self._in_view = _ffi.buffer(self._in_buf)
+        self._in_len = _ffi.new("int *")
+
+    def protect_into(self, buffer: object, length: int) -> int:
+        """Protect the RTP packet at the start of ``buffer`` (a pointer from
+        :func:`buffer_pointer`, with room for the SRTP trailer) in place; returns its new
+        length. The worker's send slots are protected this way, without a copy."""
+        if length > _BUFFER_SIZE - _TRAILER or length < 12:
+            raise SrtpError("malformed", f"protect: a packet of {length} bytes")
+        size = self._out_len
+        size[0] = length
+        rc = _lib.srtp_protect(self._out_ctx, buffer, size)
+        if rc:
+            raise _error("protect", rc)
+        return int(size[0])
 
     def protect(self, rtp: bytes | bytearray) -> bytes:
         """RTP -> SRTP with our key."""
@@ -152,17 +185,21 @@ class SrtpSession:
         length[0] = n
         rc = _lib.srtp_protect(self._out_ctx, self._out_buf, length)
         if rc:
-            errors = pylibsrtp.ERRORS  # a list indexed by libsrtp's srtp_err_status_t
-            message = errors[rc] if 0 <= rc < len(errors) else f"libsrtp error {rc}"
-            raise SrtpError(_classify(str(message)), f"protect: {message}")
+            raise _error("protect", rc)
         return self._out_view[0 : length[0]]
 
     def unprotect(self, srtp: bytes) -> bytes:
         """SRTP -> RTP with the peer's key; raises :class:`SrtpError` on any failure."""
-        try:
-            return self._inbound.unprotect(srtp)
-        except (pylibsrtp.Error, ValueError, TypeError) as exc:
-            raise SrtpError(_classify(str(exc)), f"unprotect: {exc}") from None
+        n = len(srtp)
+        if n > _BUFFER_SIZE or n < 12:
+            raise SrtpError("malformed", f"unprotect: a packet of {n} bytes")
+        self._in_view[0:n] = srtp
+        length = self._in_len
+        length[0] = n
+        rc = _lib.srtp_unprotect(self._in_ctx, self._in_buf, length)
+        if rc:
+            raise _error("unprotect", rc)
+        return self._in_view[0 : length[0]]
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
         """RTCP -> SRTCP with our key."""

@@ -34,6 +34,7 @@ from .srtp import SrtpError, SrtpSession
 if TYPE_CHECKING:
     from .consumer import Consumer
     from .counters import Counters
+    from .udp_batch import BatchUdp, PlainUdp
 
 Address = tuple[str, int]
 
@@ -41,6 +42,7 @@ REPORT_INTERVAL = 1.0  # RTCP SR/RR/REMB
 TWCC_INTERVAL = 0.1  # transport-wide feedback to publishers
 PUBLISHER_MAX_BITRATE = 10_000_000  # REMB cap sent to publishers
 _pack_twcc = struct.Struct("!H").pack_into
+_pack_seq_ts_ssrc = struct.Struct("!HII").pack_into
 
 
 class Transport:
@@ -53,6 +55,9 @@ class Transport:
         send_datagram: Callable[[bytes, Address], None],
         counters: Counters,
         on_state: Callable[[Transport, TransportState, str], None],
+        io: BatchUdp | PlainUdp,
+        slot_pointers: list[object],
+        request_flush: Callable[[], None],
     ) -> None:
         self.id = transport_id
         self.router_id = router_id
@@ -64,6 +69,9 @@ class Transport:
         self._certificate = certificate
         self._candidates = candidates
         self._send_datagram = send_datagram
+        self._io = io
+        self._slot_pointers = slot_pointers
+        self._request_flush = request_flush
         self._counters = counters
         self._on_state = on_state
         self.producers: dict[str, Producer] = {}
@@ -298,20 +306,40 @@ class Transport:
 
     # -- outgoing ------------------------------------------------------------------------
 
-    def send_rtp(self, packet: bytearray, now: float) -> None:
-        """Send one of our consumers' packets (router extension layout, see producer.py)."""
+    def send_rtp(
+        self,
+        template: bytes | bytearray,
+        ssrc: int,
+        seq: int,
+        timestamp: int,
+        now: float,
+        patch: Callable[[memoryview], None] | None = None,
+    ) -> None:
+        """Send a consumer's packet: ``template`` (router extension layout, see
+        producer.py) is written into a send slot, where SSRC, sequence number, timestamp and
+        this transport's transport-wide sequence number are patched, ``patch`` applied, and
+        SRTP protects it in place."""
         srtp = self.srtp
         addr = self.ice.selected
         if srtp is None or addr is None:
             return
-        _pack_twcc(packet, TWCC_OFFSET, self.downlink.next_sequence(now, len(packet)))
+        io = self._io
+        slot = io.reserve()
+        view = io.views[slot]
+        length = len(template)
+        view[:length] = template
+        _pack_seq_ts_ssrc(view, 2, seq, timestamp, ssrc)
+        _pack_twcc(view, TWCC_OFFSET, self.downlink.next_sequence(now, length))
+        if patch is not None:
+            patch(view)
         try:
-            data = srtp.protect(packet)
+            length = srtp.protect_into(self._slot_pointers[slot], length)
         except SrtpError as exc:
             self._counters.count_srtp_error(exc.reason)
             return
         self._counters.rtp_sent += 1
-        self._send_datagram(data, addr)
+        io.commit(slot, length, addr)
+        self._request_flush()
 
     def send_rtcp(self, packets: list[rtcp.RtcpPacket]) -> None:
         srtp = self.srtp

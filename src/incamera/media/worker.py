@@ -40,7 +40,9 @@ from .errors import MediaError, ParseError
 from .producer import Producer
 from .router import Router
 from .rtp_parameters import Encoding, ExtensionUri, MediaKind, RtpParameters
+from .srtp import buffer_pointer
 from .transport import Transport
+from .udp_batch import BatchUdp, PlainUdp, open_batch_io
 
 Address = tuple[str, int]
 
@@ -73,17 +75,6 @@ def _random_ssrc(taken: set[int]) -> int:
             return ssrc
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:  # type: ignore[override]
-        self.worker.datagram_received(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        self.worker.counters.send_errors += 1
-
-
 class Worker:
     def __init__(
         self,
@@ -108,9 +99,12 @@ class Worker:
         self._by_ufrag: dict[str, Transport] = {}
         self._by_addr: dict[Address, Transport] = {}
         self._ssrcs: set[int] = set()
-        self._udp: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._io: BatchUdp | PlainUdp | None = None
+        self._slot_pointers: list[object] = []
+        self._flush_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tick_task: asyncio.Task[None] | None = None
-        self._sendto: Callable[[bytes, Address], None] = lambda data, addr: None
         self.layer_cap = 2
         self._busy = 0.0
         self._busy_window_start = 0.0
@@ -131,9 +125,11 @@ class Worker:
         sock.bind((self.listen_ip, self.port))
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
-        udp, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
-        self._udp = udp
-        self._sendto = udp.sendto  # type: ignore[assignment]
+        self._sock = sock
+        self._io = open_batch_io(sock)
+        self._slot_pointers = [buffer_pointer(address) for address in self._io.addresses]
+        self._loop = loop
+        loop.add_reader(sock.fileno(), self._on_readable)
         now = time.monotonic()
         self._busy_window_start = now
         self._calm_since = now
@@ -146,8 +142,11 @@ class Worker:
             self._tick_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tick_task
-        if self._udp is not None:
-            self._udp.close()
+        if self._sock is not None and self._loop is not None:
+            self._flush()
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
 
     @property
     def address(self) -> Address:
@@ -155,11 +154,37 @@ class Worker:
 
     # -- datagram path ---------------------------------------------------------------------
 
-    def _send(self, data: bytes, addr: Address) -> None:
+    def _on_readable(self) -> None:
+        """Read a batch of datagrams, handle each, then send everything they produced in
+        as few system calls as possible."""
+        io = self._io
+        if io is None:
+            return
+        self._flush_pending = True  # one flush at the end instead of one per datagram
         try:
-            self._sendto(data, addr)
-        except OSError:
-            self.counters.send_errors += 1
+            for data, addr in io.recv():
+                self.datagram_received(data, addr)
+        finally:
+            self._flush()
+
+    def _send(self, data: bytes, addr: Address) -> None:
+        if self._io is None:
+            return
+        self._io.send(data, addr)
+        self._request_flush()
+
+    def _request_flush(self) -> None:
+        if not self._flush_pending and self._loop is not None:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        io = self._io
+        if io is not None and io.pending:
+            before = io.errors
+            io.flush()
+            self.counters.send_errors += io.errors - before
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         started = time.perf_counter()
@@ -294,6 +319,9 @@ class Worker:
             self._send,
             self.counters,
             self._on_transport_state,
+            self._require_io(),
+            self._slot_pointers,
+            self._request_flush,
         )
         self.transports[transport_id] = transport
         router.transports[transport_id] = transport
@@ -475,6 +503,11 @@ class Worker:
 
     def _on_layer_change(self, consumer: Consumer, layer: int | None) -> None:
         self._emit(ConsumerLayersChanged(consumer.id, layer))
+
+    def _require_io(self) -> BatchUdp | PlainUdp:
+        if self._io is None:
+            raise MediaError("the worker is not started")
+        return self._io
 
     def _router(self, router_id: str) -> Router:
         try:
