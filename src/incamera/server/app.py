@@ -24,11 +24,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from incamera.config import Settings, is_loopback_host
+from incamera.signalling.conferences import Conferences
+from incamera.signalling.endpoint import websocket_endpoint
 from incamera.store import Database, MeetingStore
 
 from . import api
@@ -60,8 +62,10 @@ async def media_plane(app: Starlette) -> AsyncIterator[None]:
 
     context = ServerContext.of(app)
     media = context.settings.media
+    conferences: Conferences = app.state.conferences
 
     def on_event(worker_id: int, event: object) -> None:
+        conferences.on_media_event(worker_id, event)
         if isinstance(event, WorkerRestarted):
             log.warning(
                 "media worker restarted",
@@ -88,6 +92,7 @@ async def media_plane(app: Starlette) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await conferences.close()
         context.media = None
         await supervisor.stop()
 
@@ -227,6 +232,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     routes = [
         *api.routes,
+        WebSocketRoute("/api/meetings/{meeting_id}/ws", websocket_endpoint),
         Route("/m/{meeting_id}", meeting_page, methods=["GET", "HEAD"]),
         Mount("/", app=StaticFiles(directory=WEB_DIR, html=True), name="web"),
     ]
@@ -245,4 +251,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.context = context
+    app.state.conferences = Conferences(context.registry, lambda: context.media)
     return app

@@ -24,7 +24,7 @@ from typing import Protocol
 
 import structlog
 
-from incamera.media.api import TransportInfo, TransportState
+from incamera.media.api import DtlsParameters, TransportInfo, TransportState
 from incamera.media.errors import MediaError
 from incamera.media.process import WorkerClient
 from incamera.media.rtp_parameters import MediaKind, RtpParameters
@@ -92,7 +92,9 @@ class Member:
     send_session_id: int = field(default_factory=lambda: secrets.randbits(62))
     send_version: int = 0
     published: dict[str, Published] = field(default_factory=dict)  # send-pc mid ->
+    send_dtls: DtlsParameters | None = None  # the client's certificate on the send pc
     recv_transport: TransportInfo | None = None
+    recv_remote: tuple[str, DtlsParameters] | None = None  # client ufrag and certificate
     session: SubscribeSession | None = None
     consumed: dict[str, Consumed] = field(default_factory=dict)  # producer id ->
     by_mid: dict[str, Consumed] = field(default_factory=dict)  # recv-pc mid ->
@@ -258,11 +260,10 @@ class Conference:
                 self._updated(member, exclude_self=True)
             if self.active_speaker is not None:
                 outbox.send(m.ActiveSpeaker(id=self.active_speaker))
-            # An offer sent into the dropped socket may never have arrived: offer afresh.
-            if member.offer_outstanding:
-                member.offer_outstanding = False
-                member.renegotiate = True
-            if member.renegotiate:
+            # Offers or answers may have been lost with the old socket: always offer afresh
+            # (the receive pc is the same, so this is a no-op renegotiation at worst).
+            member.offer_outstanding = False
+            if member.session is not None:
                 self._dirty.add(member)
             self._flush()
             log.info("participant resumed")
@@ -379,8 +380,11 @@ class Conference:
                     f"not {params.kind.value}"
                 )
             wanted[params.mid] = (params, source)
-        await self.worker.connect_transport(info.id, answer.remote_dtls, remote_ufrag)
-        member.send_ufrag = remote_ufrag
+        previous = None
+        if member.send_ufrag is not None and member.send_dtls is not None:
+            previous = (member.send_ufrag, member.send_dtls)
+        await self._connect(info.id, (remote_ufrag, answer.remote_dtls), previous)
+        member.send_ufrag, member.send_dtls = remote_ufrag, answer.remote_dtls
         sharing = self.room.get(member.id).screen_sharing
         for mid, published in list(member.published.items()):
             if wanted.get(mid) != (published.params, published.source):
@@ -417,6 +421,29 @@ class Conference:
                 with contextlib.suppress(SdpStateError):
                     other.session.remove(consumed.mid)
             self._dirty.add(other)
+
+    async def _connect(
+        self,
+        transport_id: str,
+        remote: tuple[str, DtlsParameters],
+        previous: tuple[str, DtlsParameters] | None,
+    ) -> None:
+        """Tell the transport the client's ICE ufrag and certificate, when they change."""
+        if previous is None:
+            await self.worker.connect_transport(transport_id, remote[1], remote[0])
+            return
+        if set(remote[1].fingerprints) != set(previous[1].fingerprints):
+            raise NegotiationFailed(
+                "the DTLS certificate changed: a new peer connection must join afresh"
+            )
+        if remote[0] != previous[0]:  # the client restarted ICE
+            try:
+                await self.worker.connect_transport(transport_id, remote[1], remote[0])
+            except MediaError as error:
+                # The worker takes the new ufrag first, then refuses to set the (same)
+                # fingerprints again once DTLS is connected: that refusal is expected.
+                if "too late" not in str(error):
+                    raise
 
     # -- subscribing -----------------------------------------------------------------------
 
@@ -495,7 +522,9 @@ class Conference:
                 self._dirty.add(member)
             raise NegotiationFailed(str(error)) from None
         member.offer_outstanding = False
-        await self.worker.connect_transport(member.recv_transport.id, dtls, ice.username_fragment)
+        remote = (ice.username_fragment, dtls)
+        await self._connect(member.recv_transport.id, remote, member.recv_remote)
+        member.recv_remote = remote
         for consumed in member.consumed.values():
             if consumed.awaiting_answer and consumed.mid in member.offered_mids:
                 consumed.awaiting_answer = False
