@@ -54,7 +54,7 @@ def test_slots_and_plain_sends_arrive_in_order_with_their_sources(impl: type) ->
                 slot = sender.reserve()
                 payload = b"slot-%d" % i
                 sender.views[slot][: len(payload)] = payload
-                sender.commit(slot, len(payload), target)
+                sender.commit(slot, len(payload), sender.destination(target))
         assert sender.pending
         sender.flush()
         assert sender.pending == 0 and sender.errors == 0

@@ -58,6 +58,7 @@ class Transport:
         io: BatchUdp | PlainUdp,
         slot_pointers: list[object],
         request_flush: Callable[[], None],
+        flush_pending: Callable[[], bool],
     ) -> None:
         self.id = transport_id
         self.router_id = router_id
@@ -72,6 +73,9 @@ class Transport:
         self._io = io
         self._slot_pointers = slot_pointers
         self._request_flush = request_flush
+        self._flush_pending = flush_pending
+        self._dest_addr: Address | None = None
+        self._dest: object = None
         self._counters = counters
         self._on_state = on_state
         self.producers: dict[str, Producer] = {}
@@ -324,7 +328,13 @@ class Transport:
         if srtp is None or addr is None:
             return
         io = self._io
-        slot = io.reserve()
+        if addr != self._dest_addr:
+            self._dest_addr = addr
+            self._dest = io.destination(addr)
+        slot = io.pending
+        if slot == io.slots:
+            io.flush()
+            slot = 0
         view = io.views[slot]
         length = len(template)
         view[:length] = template
@@ -337,9 +347,10 @@ class Transport:
         except SrtpError as exc:
             self._counters.count_srtp_error(exc.reason)
             return
+        io.commit(slot, length, self._dest)
         self._counters.rtp_sent += 1
-        io.commit(slot, length, addr)
-        self._request_flush()
+        if not self._flush_pending():
+            self._request_flush()
 
     def send_rtcp(self, packets: list[rtcp.RtcpPacket]) -> None:
         srtp = self.srtp

@@ -49,6 +49,18 @@ class _Mmsghdr(ctypes.Structure):
     _fields_ = (("msg_hdr", _Msghdr), ("msg_len", ctypes.c_uint))
 
 
+# Slot headers are written with struct.pack_into on views of the ctypes arrays: setting
+# ctypes fields one attribute at a time cost more than the system call it saves.
+_MMSG_SIZE = ctypes.sizeof(_Mmsghdr)
+_IOV_SIZE = ctypes.sizeof(_Iovec)
+assert _Msghdr.msg_namelen.offset == ctypes.sizeof(ctypes.c_void_p)  # LP64 layout
+_pack_name = struct.Struct("@PI").pack_into  # msg_name, msg_namelen
+_pack_iov_len = struct.Struct("@N").pack_into
+_IOV_LEN_OFFSET = _Iovec.iov_len.offset
+
+Destination = tuple[int, int]  # (pointer to a sockaddr, its length)
+
+
 def _libc_functions() -> tuple[object, object] | None:
     if not sys.platform.startswith("linux"):
         return None
@@ -97,9 +109,12 @@ class BatchUdp:
         self.errors = 0  # datagrams dropped because the kernel refused them
         # -- send side: slots the caller writes into, then commits -------------------------
         self.slots = send_slots
-        self._send_area = (ctypes.c_char * (SLOT_SIZE * send_slots))()
-        base = ctypes.addressof(self._send_area)
-        area = memoryview(self._send_area).cast("B")
+        # A bytearray: its buffer protocol is far cheaper than a ctypes array's for the
+        # per-packet slice assignment and pack_into; ctypes only lends the raw address.
+        self._send_area = bytearray(SLOT_SIZE * send_slots)
+        self._send_area_c = (ctypes.c_char * len(self._send_area)).from_buffer(self._send_area)
+        base = ctypes.addressof(self._send_area_c)
+        area = memoryview(self._send_area)
         self.addresses = [base + i * SLOT_SIZE for i in range(send_slots)]
         self.views = [area[i * SLOT_SIZE : (i + 1) * SLOT_SIZE] for i in range(send_slots)]
         self._send_iov = (_Iovec * send_slots)()
@@ -110,7 +125,10 @@ class BatchUdp:
             hdr.msg_iov = ctypes.pointer(self._send_iov[i])
             hdr.msg_iovlen = 1
         self._send_msgs_addr = ctypes.addressof(self._send_msgs)
-        self._names: dict[Address, tuple[ctypes.Array[ctypes.c_char], int, int]] = {}
+        self._msgs_view = memoryview(self._send_msgs).cast("B")
+        self._iov_view = memoryview(self._send_iov).cast("B")
+        self._names: dict[Address, Destination] = {}
+        self._name_buffers: list[ctypes.Array[ctypes.c_char]] = []
         self.pending = 0
         # -- receive side ------------------------------------------------------------------
         self._recv_area = (ctypes.c_char * (RECV_SIZE * RECV_BATCH))()
@@ -133,26 +151,31 @@ class BatchUdp:
 
     # -- sending -----------------------------------------------------------------------
 
+    def destination(self, addr: Address) -> Destination:
+        """The kernel form of ``addr`` for :meth:`commit` (cached; callers may keep it)."""
+        dest = self._names.get(addr)
+        if dest is None:
+            if len(self._names) >= 100_000:  # bound the cache; nothing queued may point in
+                self.flush()
+                self._names.clear()
+                self._name_buffers.clear()
+            raw = encode_sockaddr(addr)
+            buffer = ctypes.create_string_buffer(raw, len(raw))
+            self._name_buffers.append(buffer)  # kept for the life of the socket
+            dest = (ctypes.addressof(buffer), len(raw))
+            self._names[addr] = dest
+        return dest
+
     def reserve(self) -> int:
         """The index of a free slot (flushing first if all are taken)."""
         if self.pending == self.slots:
             self.flush()
         return self.pending
 
-    def commit(self, slot: int, length: int, addr: Address) -> None:
-        """Queue the ``length`` bytes written into ``views[slot]`` for ``addr``."""
-        name = self._names.get(addr)
-        if name is None:
-            raw = encode_sockaddr(addr)
-            buffer = ctypes.create_string_buffer(raw, len(raw))
-            name = (buffer, ctypes.addressof(buffer), len(raw))
-            if len(self._names) > 65536:
-                self._names.clear()
-            self._names[addr] = name
-        self._send_iov[slot].iov_len = length
-        hdr = self._send_msgs[slot].msg_hdr
-        hdr.msg_name = name[1]
-        hdr.msg_namelen = name[2]
+    def commit(self, slot: int, length: int, dest: Destination) -> None:
+        """Queue the ``length`` bytes written into ``views[slot]`` for ``dest``."""
+        _pack_name(self._msgs_view, slot * _MMSG_SIZE, dest[0], dest[1])
+        _pack_iov_len(self._iov_view, slot * _IOV_SIZE + _IOV_LEN_OFFSET, length)
         self.pending = slot + 1
 
     def send(self, data: bytes | bytearray | memoryview, addr: Address) -> None:
@@ -163,16 +186,17 @@ class BatchUdp:
             return
         slot = self.reserve()
         self.views[slot][:length] = data
-        self.commit(slot, length, addr)
+        self.commit(slot, length, self.destination(addr))
 
     def flush(self) -> None:
         """Send everything queued with as few ``sendmmsg`` calls as the kernel allows."""
         count = self.pending
         self.pending = 0
         done = 0
-        size = ctypes.sizeof(_Mmsghdr)
         while done < count:
-            sent = self._sendmmsg(self._fd, self._send_msgs_addr + done * size, count - done, 0)
+            sent = self._sendmmsg(
+                self._fd, self._send_msgs_addr + done * _MMSG_SIZE, count - done, 0
+            )
             if sent > 0:
                 done += sent
                 continue
@@ -220,19 +244,23 @@ class PlainUdp:
         self.sock = sock
         self.errors = 0
         self.slots = send_slots
-        self._area = (ctypes.c_char * (SLOT_SIZE * send_slots))()
-        base = ctypes.addressof(self._area)
-        area = memoryview(self._area).cast("B")
+        self._area = bytearray(SLOT_SIZE * send_slots)
+        self._area_c = (ctypes.c_char * len(self._area)).from_buffer(self._area)
+        base = ctypes.addressof(self._area_c)
+        area = memoryview(self._area)
         self.addresses = [base + i * SLOT_SIZE for i in range(send_slots)]
         self.views = [area[i * SLOT_SIZE : (i + 1) * SLOT_SIZE] for i in range(send_slots)]
         self._queue: list[tuple[bytes, Address]] = []
         self.pending = 0
 
+    def destination(self, addr: Address) -> Address:
+        return addr
+
     def reserve(self) -> int:
         return 0
 
-    def commit(self, slot: int, length: int, addr: Address) -> None:
-        self._queue.append((bytes(self.views[slot][:length]), addr))
+    def commit(self, slot: int, length: int, dest: Address) -> None:
+        self._queue.append((bytes(self.views[slot][:length]), dest))
         self.pending = len(self._queue)
 
     def send(self, data: bytes | bytearray | memoryview, addr: Address) -> None:

@@ -322,6 +322,7 @@ class Worker:
             self._require_io(),
             self._slot_pointers,
             self._request_flush,
+            lambda: self._flush_pending,
         )
         self.transports[transport_id] = transport
         router.transports[transport_id] = transport
