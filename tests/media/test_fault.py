@@ -31,9 +31,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from incamera.bench.peer import SyntheticPeer, connect_peers_async
 from incamera.media import stun
 from incamera.media.api import TransportState
 from incamera.media.dtls import DtlsState
+from incamera.media.rtp_parameters import (
+    Encoding,
+    ExtensionUri,
+    HeaderExtension,
+    MediaKind,
+    RtpCodec,
+    RtpParameters,
+)
+from incamera.media.srtp import SrtpError
 from incamera.media.worker import Worker
 from support.browser import BrowserPeer, PeerGroup, PeerStats
 from support.sfu import Conference, Participant, running_worker
@@ -44,8 +54,11 @@ Address = tuple[str, int]
 PER_KIND = 500  # datagrams of each malformed kind fired from the socket
 BATCH = 50
 
+# Hypothesis runs block the event loop (the worker's and the session's): fuzz in rounds of
+# this many examples and let the session run in between.
+FUZZ_ROUNDS = 4
 FUZZ_SETTINGS = settings(
-    max_examples=1500,
+    max_examples=250,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -247,10 +260,20 @@ def rtp_like(ssrcs: list[int]) -> st.SearchStrategy[bytes]:
         st.sampled_from(ssrcs) | u32,
     )
     full = st.builds(bytes.__add__, header, st.binary(max_size=300))
+    # a plain 12-byte header and a payload long enough to carry an SRTP tag: only the
+    # authentication check can reject these
+    plain = st.builds(
+        lambda b1, seq, ts, ssrc, payload: struct.pack("!BBHII", 0x80, b1, seq, ts, ssrc) + payload,
+        st.integers(0, 127) | st.integers(200, 206),
+        u16,
+        u32,
+        st.sampled_from(ssrcs) | u32,
+        st.binary(min_size=24, max_size=300),
+    )
     short = st.builds(
         bytes.__add__, st.integers(0x80, 0xBF).map(lambda b: bytes([b])), st.binary(max_size=12)
     )
-    return full | short
+    return plain | full | short
 
 
 def dtls_like() -> st.SearchStrategy[bytes]:
@@ -350,11 +373,287 @@ async def test_hypothesis_datagrams_from_known_and_unknown_addresses(
             worker.datagram_received(data, addr)
             assert worker.counters.internal_errors == errors
 
-        fire()
+        for _ in range(FUZZ_ROUNDS):
+            fire()
+            await asyncio.sleep(0.05)
 
     await assert_undisturbed(session, addresses)
+    # SRTP/SRTCP garbage from the peers' own addresses failed authentication or was not even
+    # a packet libsrtp could read; either way it was counted and dropped.
+    srtp_drops = ("srtp_auth_failures", "srtp_replays", "srtp_other_errors")
+    assert sum(delta(worker, before, name) for name in srtp_drops) > 0
     assert delta(worker, before, "srtp_auth_failures") > 0
     assert delta(worker, before, "datagrams_unknown_source") > 0
     assert delta(worker, before, "ice_rejected") + delta(worker, before, "stun_malformed") > 0
     dtls_after = {t: worker.transports[t].dtls.counters.datagrams_malformed for t in addresses}
     assert sum(dtls_after.values()) > sum(dtls_before.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Malformed but authentic RTP/RTCP from a connected (synthetic) peer
+
+MID, RID, RRID, TWCC, LEVEL = 1, 10, 11, 4, 2
+AUDIO_SSRC, VIDEO_RTX_PT = 0x1A0D10, 97
+# SSRCs the fuzz uses for the camera; the worker learns them from MID/RID (RFC 8852).
+CAMERA_SSRCS = [0x5100, 0x5101, 0x5102, 0x5200, 0x5201, 0x5202]
+
+
+def hostile_parameters() -> list[RtpParameters]:
+    """A simulcast VP8 camera (rids only: SSRCs are learnt from MID/RID) and an Opus mic."""
+    extensions = (
+        HeaderExtension(ExtensionUri.MID, MID),
+        HeaderExtension(ExtensionUri.RID, RID),
+        HeaderExtension(ExtensionUri.REPAIRED_RID, RRID),
+        HeaderExtension(ExtensionUri.TRANSPORT_CC, TWCC),
+    )
+    vp8 = RtpCodec(
+        "video/VP8", 96, 90000, rtcp_feedback=("nack", "nack pli"), rtx_payload_type=VIDEO_RTX_PT
+    )
+    opus = RtpCodec("audio/opus", 111, 48000, 2)
+    layers = tuple(
+        Encoding(rid=r, scale_resolution_down_by=f) for r, f in (("q", 4.0), ("h", 2.0), ("f", 1.0))
+    )
+    return [
+        RtpParameters("0", MediaKind.VIDEO, (vp8,), extensions, layers, "hostile"),
+        RtpParameters(
+            "1",
+            MediaKind.AUDIO,
+            (opus,),
+            (*extensions[:1], HeaderExtension(ExtensionUri.AUDIO_LEVEL, LEVEL)),
+            (Encoding(ssrc=AUDIO_SSRC),),
+            "hostile",
+        ),
+    ]
+
+
+EXTENSION_ELEMENT = st.one_of(
+    st.tuples(
+        st.just(MID), st.sampled_from([b"0", b"1", b"7"]) | st.binary(min_size=1, max_size=16)
+    ),
+    st.tuples(
+        st.sampled_from([RID, RRID]),
+        st.sampled_from([b"q", b"h", b"f"]) | st.binary(min_size=1, max_size=16),
+    ),
+    st.tuples(st.just(TWCC), st.binary(min_size=1, max_size=3)),
+    st.tuples(st.just(LEVEL), st.binary(min_size=1, max_size=2)),
+    st.tuples(st.integers(0, 15), st.binary(min_size=1, max_size=16)),
+)
+
+
+def extension_block(elements: list[tuple[int, bytes]], words: int | None = None) -> bytes:
+    """An RFC 8285 one-byte extension block; ``words`` overrides its length field."""
+    body = b"".join(bytes([(i << 4) | (len(v) - 1)]) + v for i, v in elements)
+    body += bytes(-len(body) % 4)
+    count = len(body) // 4 if words is None else words
+    return b"\xbe\xde" + count.to_bytes(2, "big") + body
+
+
+def rtp_packet(
+    pt: int,
+    marker: bool,
+    ts: int,
+    ssrc: int,
+    ext: bytes | None,
+    csrcs: int,
+    payload: bytes,
+    padding: int | None,
+) -> bytes:
+    """An RTP packet with sequence number 0 (the test numbers packets per SSRC)."""
+    b0 = 0x80 | (0x10 if ext is not None else 0) | (0x20 if padding is not None else 0) | csrcs
+    head = struct.pack("!BBHII", b0, (0x80 if marker else 0) | pt, 0, ts, ssrc)
+    tail = b"" if padding is None else bytes([padding])
+    return head + bytes(4 * csrcs) + (ext or b"") + payload + tail
+
+
+# (ssrc, payload type, the extension elements that bind the SSRC to its stream)
+HOSTILE_STREAMS = [
+    (AUDIO_SSRC, 111, [(MID, b"1"), (LEVEL, b"\x10")]),
+    *((CAMERA_SSRCS[i], 96, [(MID, b"0"), (RID, rid)]) for i, rid in enumerate((b"q", b"h", b"f"))),
+    *(
+        (CAMERA_SSRCS[3 + i], VIDEO_RTX_PT, [(MID, b"0"), (RRID, rid)])
+        for i, rid in enumerate((b"q", b"h", b"f"))
+    ),
+]
+
+
+def authentic_rtp(ssrcs: list[int]) -> st.SearchStrategy[bytes]:
+    vp8_payload = st.one_of(
+        st.binary(max_size=200),
+        # a key frame start: descriptor, frame tag, start code, 14-bit sizes
+        st.builds(
+            lambda d, tag, size, rest: d + tag + b"\x9d\x01\x2a" + size + rest,
+            st.binary(min_size=1, max_size=6),
+            st.binary(min_size=3, max_size=3),
+            st.binary(min_size=0, max_size=4),
+            st.binary(max_size=64),
+        ),
+    )
+    elements = st.lists(EXTENSION_ELEMENT, max_size=4)
+    # Plausible packets of the hostile streams, with malformed details.
+    plausible = st.builds(
+        lambda stream, marker, ts, extra, payload, padding: rtp_packet(
+            stream[1],
+            marker,
+            ts,
+            stream[0],
+            extension_block(stream[2] + extra),
+            0,
+            payload,
+            padding,
+        ),
+        st.sampled_from(HOSTILE_STREAMS),
+        st.booleans(),
+        u32,
+        st.lists(EXTENSION_ELEMENT, max_size=2),
+        vp8_payload,
+        st.none() | st.none() | u8,
+    )
+    anything = st.builds(
+        rtp_packet,
+        st.sampled_from([96, VIDEO_RTX_PT, 111]) | st.integers(0, 127),
+        st.booleans(),
+        u32,
+        st.sampled_from(ssrcs) | u32,
+        st.none() | st.builds(extension_block, elements, st.none() | u16),
+        st.integers(0, 15) | st.just(0),
+        vp8_payload,
+        st.none() | u8,
+    )
+    return plausible | anything
+
+
+def authentic_rtcp(ssrcs: list[int], consumer_ssrcs: list[int]) -> st.SearchStrategy[bytes]:
+    ssrc = st.sampled_from(consumer_ssrcs) | st.sampled_from(ssrcs) | u32
+
+    def packet(count: int, pt: int, body: bytes, length: int | None) -> bytes:
+        words = (len(body) + 3) // 4
+        body += bytes(4 * words - len(body))
+        field = words if length is None else length
+        return struct.pack("!BBH", 0x80 | count, pt, field) + body
+
+    nack = st.builds(
+        lambda s, m, fci: s + m + fci,
+        ssrc.map(_u32),
+        ssrc.map(_u32),
+        st.lists(st.binary(min_size=4, max_size=4), max_size=8).map(b"".join),
+    )
+    pli = st.builds(lambda s, m: s + m, ssrc.map(_u32), ssrc.map(_u32))
+    fir = st.builds(
+        lambda s, m, fci: s + _u32(0) + fci,
+        ssrc.map(_u32),
+        ssrc.map(_u32),
+        st.lists(st.builds(lambda t, n: _u32(t) + bytes([n, 0, 0, 0]), ssrc, u8), max_size=3).map(
+            b"".join
+        ),
+    )
+    remb = st.builds(
+        lambda s, n, e, targets: s + _u32(0) + b"REMB" + bytes([n]) + e + targets,
+        ssrc.map(_u32),
+        u8,
+        st.binary(min_size=3, max_size=3),
+        st.lists(ssrc.map(_u32), max_size=3).map(b"".join),
+    )
+    report = st.builds(
+        lambda s, blocks: s + blocks,
+        ssrc.map(_u32),
+        st.lists(
+            st.builds(lambda t, rest: _u32(t) + rest, ssrc, st.binary(min_size=20, max_size=20)),
+            max_size=3,
+        ).map(b"".join),
+    )
+    sr = st.builds(
+        lambda s, info, blocks: s + info + blocks,
+        ssrc.map(_u32),
+        st.binary(min_size=20, max_size=20),
+        st.binary(max_size=48),
+    )
+    length = st.none() | st.integers(0, 0xFFFF)
+    one = st.one_of(
+        st.builds(packet, st.just(1) | st.integers(0, 31), st.just(205), nack, length),
+        st.builds(
+            packet,
+            st.just(15) | st.integers(0, 31),
+            st.just(205),
+            st.builds(bytes.__add__, pli, st.binary(max_size=40)),
+            length,
+        ),
+        st.builds(packet, st.just(1), st.just(206), pli, length),
+        st.builds(packet, st.just(4), st.just(206), fir, length),
+        st.builds(packet, st.just(15), st.just(206), remb, length),
+        st.builds(packet, st.integers(0, 3), st.just(201), report, length),
+        st.builds(packet, st.integers(0, 3), st.just(200), sr, length),
+        st.builds(
+            packet, st.integers(0, 31), st.integers(192, 223), st.binary(max_size=60), length
+        ),
+    )
+    return one | st.lists(one, min_size=2, max_size=3).map(b"".join)
+
+
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "big")
+
+
+async def test_malformed_authentic_media_from_a_connected_peer(
+    worker: Worker, chromium: PeerGroup
+) -> None:
+    session = await start_session(worker, chromium)
+    addresses = session.addresses()
+    info = worker.create_transport(session.alice.router_id)
+    peer = SyntheticPeer(info, name="hostile")
+    try:
+        worker.connect_transport(info.id, peer.dtls_parameters, peer.ufrag)
+        await connect_peers_async([peer], timeout=10)
+        assert peer.srtp is not None
+        srtp = peer.srtp
+        producers = [worker.produce(info.id, p) for p in hostile_parameters()]
+        # It also consumes its own camera and alice's, so its RTCP reaches consumers.
+        alice_video = session.alice.producer_ids_of(MediaKind.VIDEO)[0]
+        consumers = [worker.consume(info.id, p) for p in (producers[0], alice_video)]
+        consumer_ssrcs = [
+            s
+            for c in consumers
+            for s in (c.rtp_parameters.encodings[0].ssrc, c.rtp_parameters.encodings[0].rtx_ssrc)
+            if s
+        ]
+        ssrcs = [AUDIO_SSRC, *CAMERA_SSRCS, *consumer_ssrcs]
+        peer_address = worker.transports[info.id].ice.selected
+        assert peer_address is not None
+        before = worker.stats().counters
+        sent = {"rtp": 0, "rtcp": 0}
+        next_seq: dict[int, int] = {}
+
+        @FUZZ_SETTINGS
+        @given(
+            rtp=authentic_rtp(ssrcs),
+            rtcp=authentic_rtcp(ssrcs, consumer_ssrcs),
+            send_rtcp=st.booleans(),
+            jump=st.sampled_from([1, 1, 1, 1, 2, 3, 20, 300, 0x7FFF, 0xFFFF]),
+        )
+        def fire(rtp: bytes, rtcp: bytes, send_rtcp: bool, jump: int) -> None:
+            if not send_rtcp:  # number each SSRC's packets, mostly in order, so SRTP takes them
+                ssrc = int.from_bytes(rtp[8:12], "big")
+                seq = next_seq[ssrc] = (next_seq.get(ssrc, 0) + jump) & 0xFFFF
+                rtp = rtp[:2] + seq.to_bytes(2, "big") + rtp[4:]
+            try:
+                protected = srtp.protect_rtcp(rtcp) if send_rtcp else srtp.protect(rtp)
+            except SrtpError:
+                return  # libsrtp would not even encrypt it
+            sent["rtcp" if send_rtcp else "rtp"] += 1
+            errors = worker.counters.internal_errors
+            worker.datagram_received(protected, peer_address)
+            assert worker.counters.internal_errors == errors
+
+        for _ in range(FUZZ_ROUNDS):
+            fire()
+            await asyncio.sleep(0.05)
+        peer.receive_all(0.0)  # drop what the worker sent it meanwhile
+
+        assert sent["rtp"] > 100 and sent["rtcp"] > 100
+        assert delta(worker, before, "rtp_received") > 0
+        assert delta(worker, before, "rtcp_received") > 0
+        assert delta(worker, before, "rtcp_malformed") > 0
+        assert worker.producers[producers[0]].packets_received > 0
+        assert worker.transports[info.id].state is TransportState.CONNECTED
+        await assert_undisturbed(session, addresses)
+    finally:
+        peer.close()
