@@ -28,7 +28,7 @@ from incamera.media.api import DtlsParameters, TransportInfo, TransportState
 from incamera.media.errors import MediaError
 from incamera.media.process import WorkerClient
 from incamera.media.rtp_parameters import MediaKind, RtpParameters
-from incamera.rooms import Room, RoomError, Source, Track
+from incamera.rooms import ChatEntry, Room, RoomError, Source, Track
 from incamera.rooms.room import Participant as RoomParticipant
 from incamera.sdp.errors import SdpError, SdpStateError
 from incamera.sdp.publish import answer_publish
@@ -126,10 +126,7 @@ def participant_model(p: RoomParticipant) -> m.Participant:
     )
 
 
-def chat_model(entry: object) -> m.ChatMessage:
-    from incamera.rooms import ChatEntry
-
-    assert isinstance(entry, ChatEntry)
+def chat_model(entry: ChatEntry) -> m.ChatMessage:
     return m.ChatMessage(
         seq=entry.seq, sender=entry.sender, name=entry.name, text=entry.text, ts=entry.ts
     )
@@ -237,7 +234,7 @@ class Conference:
                     outbox.send(m.ConnectionQuality(id=other.id, quality=other.quality))  # type: ignore[arg-type]
             try:
                 for track in self.room.wanted_by(member.id):
-                    await self._consume(member, track)
+                    await self._try_consume(member, track)
             finally:
                 self._flush()
             log.info("participant joined", participants=len(self.members))
@@ -400,9 +397,9 @@ class Conference:
                 await self.worker.pause_producer(producer_id, True)
             added.append(track)
         for track in added:
-            for other in self.members.values():
+            for other in list(self.members.values()):
                 if other is not member:
-                    await self._consume(other, track)
+                    await self._try_consume(other, track)
         if self.room.get(member.id).screen_sharing != sharing:
             self._updated(member)
         return answer.sdp
@@ -446,6 +443,13 @@ class Conference:
                     raise
 
     # -- subscribing -----------------------------------------------------------------------
+
+    async def _try_consume(self, member: Member, track: Track) -> None:
+        """Consume for one subscriber; a failure costs that subscriber this track only."""
+        try:
+            await self._consume(member, track)
+        except MediaError:
+            log.exception("consuming a track failed")
 
     async def _consume(self, member: Member, track: Track) -> None:
         if track.producer_id in member.consumed:

@@ -258,7 +258,7 @@ _client = TypeAdapter(AnyClientMessage)
 _server = TypeAdapter(AnyServerMessage)
 
 
-def _rid_of(text: str) -> int | None:
+def rid_of(text: str) -> int | None:
     """The ``rid`` of a JSON object that failed its schema, if it has a usable one."""
     try:
         data = json.loads(text)
@@ -300,7 +300,7 @@ def parse_client_message(text: str | bytes) -> Any:
     try:
         return _client.validate_json(text)
     except ValidationError as error:
-        raise BadMessage(_reason(error), _rid_of(text)) from None
+        raise BadMessage(_reason(error), rid_of(text)) from None
     except (ValueError, RecursionError) as error:  # defensive: pydantic-core edge cases
         raise BadMessage(f"not a valid message: {type(error).__name__}") from None
 
@@ -354,4 +354,5 @@ __all__ = [
     "encode",
     "parse_client_message",
     "parse_server_message",
+    "rid_of",
 ]

@@ -76,7 +76,7 @@ class Session:
             return
         if not self.bucket.allow(self.clock()):
             self._refused += 1
-            rid = m._rid_of(text) if len(text) <= 4096 and isinstance(text, str) else None
+            rid = m.rid_of(text) if len(text) <= 4096 and isinstance(text, str) else None
             self.outbox.send(m.Error(rid=rid, code="rate_limited", reason="too many messages"))
             if self._refused >= MAX_REFUSED_IN_A_ROW:
                 self._finish(CLOSE_RATE_LIMITED, "too many messages")
