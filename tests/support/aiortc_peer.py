@@ -27,6 +27,7 @@ import aioice.ice
 import av
 from aiortc import (
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpSender,
@@ -160,7 +161,11 @@ class AiortcPeer:
 
     @staticmethod
     def _new_pc() -> RTCPeerConnection:
-        return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # max-bundle: the SFU bundles everything on one transport; with aiortc's default
+        # ("balanced") a re-offer adding two video sections left the second unconnected.
+        return RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
 
     async def publish(
         self, signal: Signal, *, video: VideoCodec | None = "vp8", audio: bool = True

@@ -109,6 +109,11 @@ class Transport:
             raise MediaError("the peer's DTLS fingerprints are needed")
         if remote_ufrag:
             self.ice.set_remote_ufrag(remote_ufrag)
+        known = self.dtls.remote_fingerprints
+        if known is not None and set(known) == set(remote_dtls.fingerprints):
+            return  # a renegotiation (e.g. ICE restart) with the same certificate
+        if known is not None and self.dtls.state is not DtlsState.CONNECTING:
+            raise MediaError("the peer's DTLS certificate cannot change on a transport")
         self._send_all(self.dtls.set_remote_fingerprints(remote_dtls.fingerprints))
         self._check_dtls()
 
