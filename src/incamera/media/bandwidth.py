@@ -63,6 +63,7 @@ class DownlinkEstimator:
         self._unwrap = SeqUnwrapper()
         self._seq = 0
         self.remote_estimate: int | None = None  # a REMB from the subscriber, if any
+        self._feedback_at = -1e9  # when the last TWCC feedback arrived
         self.loss = 0.0
 
     def next_sequence(self, now: float, size: int) -> int:
@@ -99,13 +100,17 @@ class DownlinkEstimator:
         total = received + lost
         if total == 0:
             return
+        self._feedback_at = now
         self.loss = lost / total
         span = (last_send - first_send) if first_send is not None and last_send else 0.0
         acked_bps = acked_bytes * 8 / max(span, 0.05)
         self._update(self.loss, _delay_trend(delays), acked_bps)
 
-    def on_receiver_loss(self, fraction_lost: float) -> None:
-        """Loss from a receiver report (RFC 3550) when no TWCC feedback is available."""
+    def on_receiver_loss(self, fraction_lost: float, now: float) -> None:
+        """Loss from a receiver report (RFC 3550), used only while no TWCC feedback comes:
+        the per-packet feedback already carries the same loss, and more precisely."""
+        if now - self._feedback_at < 2.0:
+            return
         self.loss = fraction_lost
         self._update(fraction_lost, 0.0, None)
 

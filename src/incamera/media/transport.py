@@ -284,9 +284,9 @@ class Transport:
                     stream = entry[1]
                     stream.sender_report = (packet.ntp_timestamp, packet.rtp_timestamp)
                     stream.stats.on_sender_report(packet.ntp_timestamp, now)
-                self._on_report_blocks(packet.reports)
+                self._on_report_blocks(packet.reports, now)
             elif isinstance(packet, rtcp.ReceiverReport):
-                self._on_report_blocks(packet.reports)
+                self._on_report_blocks(packet.reports, now)
             elif isinstance(packet, rtcp.GenericNack):
                 consumer = self._consumer_by_ssrc.get(packet.media_ssrc)
                 if consumer is not None:
@@ -307,10 +307,10 @@ class Transport:
             elif isinstance(packet, rtcp.TransportCcFeedback):
                 self.downlink.on_feedback(packet.packets, now)
 
-    def _on_report_blocks(self, reports: list[rtcp.ReportBlock]) -> None:
+    def _on_report_blocks(self, reports: list[rtcp.ReportBlock], now: float) -> None:
         for block in reports:
             if block.ssrc in self._consumer_by_ssrc:
-                self.downlink.on_receiver_loss(block.fraction_lost / 256)
+                self.downlink.on_receiver_loss(block.fraction_lost / 256, now)
                 return
 
     # -- outgoing ------------------------------------------------------------------------
