@@ -890,28 +890,39 @@ async function toggleMic() {
   renderAll();
 }
 
+let cameraBusy = false;
+
 async function toggleCamera() {
-  if (state.camOn) {
-    state.camOn = false;
-    await publisher?.replaceTrack("camera", null);
-    local.camera?.stop(); // the camera light goes off
-    local.camera = null;
-  } else {
-    try {
-      local.camera = await openCamera(prefs.camera);
-    } catch {
-      toast(t("toast.cameraFailed"));
-      return;
-    }
-    state.camOn = true;
-    await publisher?.replaceTrack("camera", local.camera);
-  }
-  signalling?.send("mute", { source: "camera", muted: !state.camOn });
-  if (state.self) state.self.video_muted = !state.camOn;
-  prefs.camOn = state.camOn;
-  savePrefs(prefs);
+  if (cameraBusy) return; // a toggle is under way (opening a camera takes a moment)
+  cameraBusy = true;
+  const turningOn = !state.camOn;
+  // The button answers at once; the camera follows.
+  state.camOn = turningOn;
   updateToolbar();
-  renderAll();
+  try {
+    if (turningOn) {
+      try {
+        local.camera = await openCamera(prefs.camera);
+      } catch {
+        state.camOn = false;
+        updateToolbar();
+        toast(t("toast.cameraFailed"));
+        return;
+      }
+      await publisher?.replaceTrack("camera", local.camera);
+    } else {
+      await publisher?.replaceTrack("camera", null);
+      local.camera?.stop(); // the camera light goes off
+      local.camera = null;
+    }
+    signalling?.send("mute", { source: "camera", muted: !state.camOn });
+    if (state.self) state.self.video_muted = !state.camOn;
+    prefs.camOn = state.camOn;
+    savePrefs(prefs);
+    renderAll();
+  } finally {
+    cameraBusy = false;
+  }
 }
 
 async function toggleScreenShare() {
@@ -1117,7 +1128,14 @@ function snapshot() {
     signalling: signalling?.state ?? "idle",
     send: publisher?.pc?.iceConnectionState ?? null,
     recv: subscriber?.pc?.iceConnectionState ?? null,
+    sendUfrag: iceUfrag(publisher?.pc?.localDescription),
+    recvUfrag: iceUfrag(subscriber?.pc?.remoteDescription),
   };
+}
+
+function iceUfrag(description) {
+  const match = description?.sdp?.match(/^a=ice-ufrag:(\S+)/m);
+  return match ? match[1] : null;
 }
 
 window.incamera = {
@@ -1126,6 +1144,11 @@ window.incamera = {
   leave,
   /** Drops the WebSocket as a network failure would (for reconnect tests). */
   dropConnection: () => signalling?.dropSocket(),
+  /** Restarts ICE on both peer connections, as a lost network would. */
+  restartIce: () => {
+    publisher?.restartIce();
+    subscriber?.restartIce();
+  },
 };
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""A Firefox ESR participant meets two Chromium ones through the real server.
+
+Firefox (Selenium + geckodriver, fake camera and mic, see ``support/firefox.py``) opens the
+same meeting link with ``#name=...&autojoin=1`` as two Chromium pages. Every participant's
+``window.incamera.stats()`` must show the others' video frames decoded and audio packets
+received, both growing. Deadlines only bound waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from support.firefox import FirefoxPage, LaunchFirefox, firefox  # noqa: F401 (fixture)
+
+from .conftest import MeetingPage, MeetingServer, poll
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_NAMES = ("Ada", "Grace")
+FIREFOX_NAME = "Fox"
+ALL = (*CHROMIUM_NAMES, FIREFOX_NAME)
+TIMEOUT = 60.0
+
+Stats = dict[str, dict[str, Any]]
+
+
+def receiving(stats: Stats, names: list[str]) -> bool:
+    return all(
+        n in stats
+        and stats[n]["videoFramesDecoded"] > 0
+        and stats[n]["videoWidth"] > 0
+        and stats[n]["audioPacketsReceived"] > 0
+        for n in names
+    )
+
+
+def grew(before: Stats, names: list[str]) -> Callable[[Stats], bool]:
+    keys = ("videoFramesDecoded", "audioPacketsReceived")
+    return lambda now: all(now[n][k] > before[n][k] for n in names for k in keys)
+
+
+async def media_flows(probe: Callable[[], Awaitable[Stats]], me: str, diag: str = "") -> Stats:
+    """``me`` decodes everybody else's video and receives their audio, and both keep growing."""
+    others = [n for n in ALL if n != me]
+    first = await poll(
+        probe,
+        lambda s: receiving(s, others),
+        timeout=TIMEOUT,
+        what=f"{me} receives video and audio from {others} {diag}",
+    )
+    return await poll(
+        probe, grew(first, others), timeout=TIMEOUT, what=f"{me}: media from {others} growing"
+    )
+
+
+async def test_firefox_meets_two_chromium_participants(
+    meeting_server: MeetingServer,
+    open_page: Callable[..., Awaitable[MeetingPage]],
+    firefox: LaunchFirefox,  # noqa: F811 (the fixture imported above)
+) -> None:
+    meeting = await meeting_server.create_meeting()
+    chromium = {
+        name: await open_page(meeting_server.meeting_url(meeting, name), name)
+        for name in CHROMIUM_NAMES
+    }
+    fox: FirefoxPage = await firefox(meeting_server.meeting_url(meeting, FIREFOX_NAME))
+    for page in chromium.values():
+        await page.wait_joined()
+    await poll(
+        fox.state,
+        lambda s: s is not None and s["joined"] and s["send"] in ("connected", "completed"),
+        timeout=TIMEOUT,
+        what="Firefox joined and its send pc connected",
+    )
+
+    # Firefox decodes both Chromium participants' video and receives their audio ...
+    stats = await media_flows(fox.stats, FIREFOX_NAME)
+    for name in CHROMIUM_NAMES:
+        size = (stats[name]["videoWidth"], stats[name]["videoHeight"])
+        assert size in {(320, 180), (640, 360), (1280, 720), (640, 480)}, stats
+    # ... and each Chromium participant decodes Firefox's (and the other one's).
+    for name, page in chromium.items():
+        stats = await media_flows(page.stats, name, str(page.console[-5:]))
+        assert stats[FIREFOX_NAME]["videoWidth"] > 0, stats
