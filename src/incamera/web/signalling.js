@@ -7,7 +7,8 @@
 //   "welcome"  {welcome, reconnect: bool}       every welcome, first or after a reconnect
 //   "message"  the parsed server message         everything that is not a reply/welcome
 //   "state"    {state, previous}                 idle|connecting|open|reconnecting|closed
-//   "closed"   {reason: "left"|"lost"|"meeting_closed"|"meeting_not_found"|"unsupported_version"}
+//   "closed"   {reason: "left"|"lost"|"replaced"|"meeting_closed"|"meeting_not_found"|
+//               "unsupported_version"}
 
 export const PROTOCOL_VERSIONS = [1];
 
@@ -18,6 +19,14 @@ const PING_INTERVAL_MS = 10_000;
 const SILENCE_LIMIT_MS = 25_000; // no message (not even a pong) this long: the socket is dead
 const REQUEST_TIMEOUT_MS = 20_000;
 const FATAL_CODES = new Set(["meeting_closed", "meeting_not_found", "unsupported_version"]);
+// WebSocket close codes of the server (incamera.signalling.session) that end the session.
+const FATAL_CLOSE = {
+  4400: "unsupported_version",
+  4403: "lost", // forbidden origin
+  4404: "meeting_not_found",
+  4409: "replaced", // the same session resumed elsewhere (another tab)
+  4410: "meeting_closed",
+};
 
 export class SignallingError extends Error {
   constructor(code, reason) {
@@ -155,8 +164,9 @@ export class SignallingClient extends EventTarget {
     this.stopPings();
     this.rejectPending(new SignallingError("disconnected", "the connection was lost"));
     if (this.state === "closed") return;
-    if (event && event.code === 1008 && !this.welcome) {
-      this.fail("meeting_not_found", new SignallingError("refused", event.reason));
+    const fatal = event ? FATAL_CLOSE[event.code] : undefined;
+    if (fatal) {
+      this.fail(fatal, new SignallingError(fatal, event.reason));
       return;
     }
     if (!this.welcome && this.firstJoin && this.attempt >= 3) {
