@@ -85,6 +85,10 @@ class Transport:
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self.twcc = TwccRecorder()
         self._twcc_ext_ids: set[int] = set()
+        # The media SSRC of our transport-wide feedback: one the publisher sends. libwebrtc
+        # hands feedback to its congestion controller only when that SSRC is one of its own
+        # senders, so feedback for SSRC 0 is dropped and its estimate decays.
+        self._twcc_media_ssrc = 0
         self.downlink = DownlinkEstimator()
         self._next_report = 0.0
         self._next_twcc = 0.0
@@ -211,18 +215,22 @@ class Transport:
             return
         counters.rtp_received += 1
         ssrc = int.from_bytes(plain[8:12], "big")
+        if self._twcc_ext_ids:
+            # Transport-wide: every packet counts, also those on SSRCs not bound (yet) to a
+            # stream, such as the publisher's bandwidth probes on RTX padding; a packet left
+            # out of the feedback reads as lost to the publisher's congestion controller.
+            for ext_id in self._twcc_ext_ids:
+                loc = rtp.find_extension(plain, ext_id)
+                if loc is not None and loc[1] == 2:
+                    self.twcc.on_packet((plain[loc[0]] << 8) | plain[loc[0] + 1], now)
+                    self._twcc_media_ssrc = ssrc
+                    break
         entry = self._by_ssrc.get(ssrc)
         if entry is None:
             entry = self._resolve_ssrc(plain, ssrc)
             if entry is None:
                 counters.rtp_unknown_ssrc += 1
                 return
-        if self._twcc_ext_ids:
-            for ext_id in self._twcc_ext_ids:
-                loc = rtp.find_extension(plain, ext_id)
-                if loc is not None and loc[1] == 2:
-                    self.twcc.on_packet((plain[loc[0]] << 8) | plain[loc[0] + 1], now)
-                    break
         producer, stream, is_rtx = entry
         producer.receive(stream, plain, is_rtx, now)
 
@@ -409,7 +417,7 @@ class Transport:
                 feedback.append(
                     rtcp.TransportCcFeedback(
                         sender_ssrc=self.sender_ssrc,
-                        media_ssrc=0,
+                        media_ssrc=self._twcc_media_ssrc,
                         fb_pkt_count=self.twcc.feedback_count,
                         packets=packets,
                     )
