@@ -175,6 +175,12 @@ FIREFOX_PREFS: dict[str, bool | int | str] = {
 }
 
 
+# Firefox's test switch: any TCP connection to a non-loopback address is refused, and the
+# remote-settings server pref (``_NOWHERE``) is honoured by a release build (it is ignored
+# otherwise, and Firefox polls firefox.settings.services.mozilla.com several times a second).
+FIREFOX_ENV = {**os.environ, "MOZ_DISABLE_NONLOCAL_CONNECTIONS": "1"}
+
+
 def find_firefox() -> str | None:
     """Path of the Firefox ESR binary (Debian's), or ``None``."""
     for candidate in FIREFOX_CANDIDATES:
@@ -217,7 +223,7 @@ def launch_firefox(
     from selenium import webdriver
     from selenium.webdriver.firefox.service import Service
 
-    service = Service(executable_path=driver, log_output=os.devnull)
+    service = Service(executable_path=driver, log_output=os.devnull, env=FIREFOX_ENV)
     return webdriver.Firefox(options=firefox_options(binary, extra_prefs), service=service)
 
 

@@ -8,6 +8,7 @@ received, both growing. Deadlines only bound waits.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -85,3 +86,43 @@ async def test_firefox_meets_two_chromium_participants(
     for name, page in chromium.items():
         stats = await media_flows(page.stats, name, str(page.console[-5:]))
         assert stats[FIREFOX_NAME]["videoWidth"] > 0, stats
+
+
+async def test_firefox_profile_contacts_no_third_party_host(
+    meeting_server: MeetingServer,
+    open_page: Callable[..., Awaitable[MeetingPage]],
+    firefox: LaunchFirefox,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """With every HTTP(S)/SOCKS request of Firefox routed to a recording proxy (only for
+    this check; the meeting origin stays direct), a whole join asks for no other host."""
+    requests: list[str] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append((await reader.readline()).decode(errors="replace").strip())
+        writer.close()
+
+    proxy = await asyncio.start_server(record, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    detector: dict[str, bool | int | str] = {
+        "network.proxy.type": 1,
+        "network.proxy.no_proxies_on": "localhost, 127.0.0.1",
+        "network.proxy.allow_hijacking_localhost": False,
+        "network.proxy.socks_remote_dns": True,
+    }
+    for scheme in ("http", "ssl", "socks"):
+        detector[f"network.proxy.{scheme}"] = "127.0.0.1"
+        detector[f"network.proxy.{scheme}_port"] = port
+    try:
+        meeting = await meeting_server.create_meeting()
+        ada = await open_page(meeting_server.meeting_url(meeting, "Ada"), "Ada")
+        await firefox(meeting_server.meeting_url(meeting, FIREFOX_NAME), detector)
+        # Ten seconds of Firefox's audio reach Ada: start-up, join and media all happened.
+        await ada.wait_stats(
+            lambda s: FIREFOX_NAME in s and s[FIREFOX_NAME]["audioPacketsReceived"] >= 500,
+            what="ten seconds of Firefox's audio",
+            timeout=TIMEOUT,
+        )
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    assert requests == []
