@@ -85,9 +85,10 @@ class Transport:
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self.twcc = TwccRecorder()
         self._twcc_ext_ids: set[int] = set()
-        # The media SSRC of our transport-wide feedback: one the publisher sends. libwebrtc
-        # hands feedback to its congestion controller only when that SSRC is one of its own
-        # senders, so feedback for SSRC 0 is dropped and its estimate decays.
+        # The media SSRC of our transport-wide feedback: the last one of the publisher's
+        # streams that sent. libwebrtc hands feedback to its congestion controller only when
+        # that SSRC is one of its own senders: feedback for SSRC 0 is dropped and its
+        # estimate decays.
         self._twcc_media_ssrc = 0
         self.downlink = DownlinkEstimator()
         self._next_report = 0.0
@@ -223,7 +224,6 @@ class Transport:
                 loc = rtp.find_extension(plain, ext_id)
                 if loc is not None and loc[1] == 2:
                     self.twcc.on_packet((plain[loc[0]] << 8) | plain[loc[0] + 1], now)
-                    self._twcc_media_ssrc = ssrc
                     break
         entry = self._by_ssrc.get(ssrc)
         if entry is None:
@@ -231,6 +231,7 @@ class Transport:
             if entry is None:
                 counters.rtp_unknown_ssrc += 1
                 return
+        self._twcc_media_ssrc = ssrc
         producer, stream, is_rtx = entry
         producer.receive(stream, plain, is_rtx, now)
 
@@ -270,9 +271,15 @@ class Transport:
             stream = producer.streams[0]
         if stream is None:
             return None
+        # A stream keeps the SSRC it has: a stray SSRC (padding, a probe, a forged stream of
+        # the same peer) must not take over where NACKs and PLIs for the stream are sent.
         if is_rtx:
+            if stream.rtx_ssrc is not None:
+                return None
             stream.rtx_ssrc = ssrc
         else:
+            if stream.ssrc is not None:
+                return None
             stream.ssrc = ssrc
         entry = (producer, stream, is_rtx)
         self._by_ssrc[ssrc] = entry
