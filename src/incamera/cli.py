@@ -14,6 +14,7 @@ COMMANDS = {
 }
 BENCHMARKS = {
     "forward": ("incamera.bench.forward", "SFU forwarding rate with real ICE/DTLS/SRTP sessions"),
+    "join": ("incamera.bench.join", "meeting link to first remote video frame, headless Chromium"),
 }
 
 
