@@ -15,6 +15,7 @@ PICTURE_ID_BITS_SHORT = 7
 PICTURE_ID_BITS_LONG = 15
 _PID_MODULUS = 1 << PICTURE_ID_BITS_LONG
 _TL0_MODULUS = 1 << 8
+_M = 0x80  # the M bit: a 15-bit picture id
 
 
 def _is_newer(value: int, reference: int, modulus: int) -> bool:
@@ -92,3 +93,37 @@ class PictureIdRewriter:
     def last_tl0picidx(self) -> int | None:
         """The highest TL0PICIDX sent so far (None before the first one)."""
         return self._max_tl0
+
+    @staticmethod
+    def field_positions(buf: bytearray | memoryview, offset: int) -> tuple[int, bool, int]:
+        """(picture id position or -1, long form, TL0PICIDX position or -1) of the payload
+        descriptor at ``buf[offset:]``; each codec's subclass provides it."""
+        raise NotImplementedError
+
+    def rewrite_packet(
+        self, buf: bytearray | memoryview, offset: int, *, keyframe: bool, switched: bool
+    ) -> None:
+        """Rewrite the descriptor at ``buf[offset:]`` (offset = start of the RTP payload):
+        read the fields, compute the outgoing values and write them back in place."""
+        pid_pos, long_pid, tl0_pos = self.field_positions(buf, offset)
+        picture_id: int | None = None
+        if pid_pos >= 0:
+            if long_pid:
+                picture_id = ((buf[pid_pos] & 0x7F) << 8) | buf[pid_pos + 1]
+            else:
+                picture_id = buf[pid_pos] & 0x7F
+        out_pid, out_tl0 = self.rewrite(
+            picture_id,
+            buf[tl0_pos] if tl0_pos >= 0 else None,
+            keyframe=keyframe,
+            switched=switched,
+            picture_id_bits=PICTURE_ID_BITS_LONG if long_pid else PICTURE_ID_BITS_SHORT,
+        )
+        if out_pid is not None:
+            if long_pid:
+                buf[pid_pos] = _M | (out_pid >> 8)
+                buf[pid_pos + 1] = out_pid & 0xFF
+            else:
+                buf[pid_pos] = out_pid
+        if out_tl0 is not None:
+            buf[tl0_pos] = out_tl0

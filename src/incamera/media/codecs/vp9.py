@@ -390,29 +390,4 @@ class Vp9Rewriter(PictureIdRewriter):
 
     __slots__ = ()
 
-    def rewrite_packet(
-        self, buf: bytearray, offset: int, *, keyframe: bool, switched: bool
-    ) -> None:
-        """Rewrite the descriptor at ``buf[offset:]`` (offset = start of the RTP payload)."""
-        pid_pos, long_pid, tl0_pos = _field_positions(buf, offset)
-        picture_id: int | None = None
-        if pid_pos >= 0:
-            if long_pid:
-                picture_id = ((buf[pid_pos] & 0x7F) << 8) | buf[pid_pos + 1]
-            else:
-                picture_id = buf[pid_pos] & 0x7F
-        out_pid, out_tl0 = self.rewrite(
-            picture_id,
-            buf[tl0_pos] if tl0_pos >= 0 else None,
-            keyframe=keyframe,
-            switched=switched,
-            picture_id_bits=PICTURE_ID_BITS_LONG if long_pid else PICTURE_ID_BITS_SHORT,
-        )
-        if out_pid is not None:
-            if long_pid:
-                buf[pid_pos] = _M | (out_pid >> 8)
-                buf[pid_pos + 1] = out_pid & 0xFF
-            else:
-                buf[pid_pos] = out_pid
-        if out_tl0 is not None:
-            buf[tl0_pos] = out_tl0
+    field_positions = staticmethod(_field_positions)
