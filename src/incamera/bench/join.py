@@ -407,6 +407,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     except ImportError as exc:
         raise BenchError("playwright is not installed (pip install -e '.[test]')") from exc
     executable = find_chromium(args.chromium)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="incamera-bench-join-") as data_dir:
         server = ServerProcess(data_dir, args.media_workers)
         try:
@@ -438,6 +439,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            "load_average_1m_before": round(load_before, 2),
         },
     }
     return result
@@ -490,7 +492,8 @@ def report(result: dict[str, Any]) -> str:
             f"{verdict} the goal of p50 < {result['goal_p50_ms']:.0f} ms",
             f"  median phases (ms since navigation start): {phases}",
             f"  samples: {', '.join(f'{s:.0f}' for s in result['samples_ms'])}",
-            f"  Chromium {result['chromium']}, {result['machine']['cpus']} CPUs",
+            f"  Chromium {result['chromium']}, {result['machine']['cpus']} CPUs, load average "
+            f"{result['machine']['load_average_1m_before']} before the run",
         ]
     )
 
