@@ -23,7 +23,9 @@ origin). ``--method stats`` instead polls ``window.incamera.stats()`` in the pag
 
 Besides the samples, the median time of each step of a join is reported (``phases_ms``),
 all relative to navigation start: the page's ``DOMContentLoaded``, the first peer connection
-created, the first remote track, the receive peer connection connected, the first frame.
+created, the send peer connection connected (ICE and DTLS), the first remote video track
+(the subscribe offer applied), the receive peer connection's ICE connected, then its DTLS
+too (``recv_pc_connected``), and the first frame.
 
 Output: a summary, or with ``--json`` one JSON object with ``p50_ms``, ``p90_ms``, ``joins``,
 ``samples_ms`` and the rest. Playwright (a test dependency) and Chromium must be installed.
@@ -97,6 +99,11 @@ INIT_SCRIPT = """
           mark("first_remote_track");
           if (event.track.kind === "video") mark("first_remote_video_track");
         });
+        this.addEventListener("iceconnectionstatechange", () => {
+          if (["connected", "completed"].includes(this.iceConnectionState)) {
+            mark(receives ? "recv_ice_connected" : "send_ice_connected");
+          }
+        });
         this.addEventListener("connectionstatechange", () => {
           if (this.connectionState === "connected") {
             mark(receives ? "recv_pc_connected" : "send_pc_connected");
@@ -158,6 +165,7 @@ PHASES = (
     "first_pc_created",
     "send_pc_connected",
     "first_remote_video_track",
+    "recv_ice_connected",
     "recv_pc_connected",
     "first_frame",
 )
