@@ -24,10 +24,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 venv-test: $(VENV)/.installed-test
 
-# Debian packages the tests use: Chromium for the browser tests, openssl for DTLS interop.
+# Debian packages the tests use: Chromium and Firefox ESR for the browser tests, openssl for DTLS interop.
 system-deps:
 	@missing=""; \
-	for p in chromium chromium-driver openssl; do \
+	for p in chromium chromium-driver firefox-esr openssl; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

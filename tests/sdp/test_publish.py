@@ -342,3 +342,19 @@ def test_damaged_offers_raise_sdp_error_or_give_a_parsable_answer(drop, replace)
     assert len(answer.media) == len(parse("\r\n".join(lines)).media)
     group = answer.bundle_group()
     assert {p.mid for p in result.producers} <= set(group.mids if group else ())
+
+
+def test_bundle_only_sections_with_port_zero_are_accepted() -> None:
+    """Firefox's first offer gives every section but the first port 0 and a=bundle-only
+    (RFC 8843 sections 6 and 7.2): that is not a rejection."""
+    offer = parse(chromium_offer())
+    for media in offer.media[1:]:
+        if media.kind in ("audio", "video"):
+            media.port = 0
+            media.add("bundle-only")
+    result = answer_publish(str(offer), transport_info())
+    kinds = sorted(p.kind for p in result.producers)
+    assert kinds.count(MediaKind.VIDEO) == 2 and kinds.count(MediaKind.AUDIO) == 1
+    answer = parse(result.sdp)
+    accepted = [m for m in answer.media if m.kind in ("audio", "video")]
+    assert all(m.port != 0 for m in accepted)

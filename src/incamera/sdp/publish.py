@@ -250,7 +250,7 @@ def answer_publish(
     sections: list[MediaDescription] = []
     for media, mid in zip(offer.media, mids, strict=True):
         try:
-            if media.port == 0:
+            if media.port == 0 and not media.has("bundle-only"):
                 raise _Rejected("rejected or stopped by the offerer")
             if mid is None or mid not in bundle.mids:
                 raise _Rejected("not in the BUNDLE group")
