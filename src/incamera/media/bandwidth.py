@@ -56,24 +56,25 @@ class DownlinkEstimator:
     def __init__(self, initial: int = INITIAL_BPS, maximum: int = MAX_BPS) -> None:
         self.estimate = initial
         self.maximum = maximum
-        # Send time and size of recent packets, by transport-wide sequence number (a ring).
-        self._sent_seq = [-1] * SENT_HISTORY
-        self._sent_time = [0.0] * SENT_HISTORY
-        self._sent_size = [0] * SENT_HISTORY
+        # Send time and size of recent packets, by transport-wide sequence number (a ring;
+        # the transport's send kernel writes it directly, as next_sequence would).
+        self.sent_seq = [-1] * SENT_HISTORY
+        self.sent_time = [0.0] * SENT_HISTORY
+        self.sent_size = [0] * SENT_HISTORY
         self._unwrap = SeqUnwrapper()
-        self._seq = 0
+        self.seq = 0
         self.remote_estimate: int | None = None  # a REMB from the subscriber, if any
         self._feedback_at = -1e9  # when the last TWCC feedback arrived
         self.loss = 0.0
 
     def next_sequence(self, now: float, size: int) -> int:
         """Assign the transport-wide sequence number of the next outgoing packet."""
-        seq = self._seq
-        self._seq = (seq + 1) & 0xFFFF
+        seq = self.seq
+        self.seq = (seq + 1) & 0xFFFF
         slot = seq & SENT_MASK
-        self._sent_seq[slot] = seq
-        self._sent_time[slot] = now
-        self._sent_size[slot] = size
+        self.sent_seq[slot] = seq
+        self.sent_time[slot] = now
+        self.sent_size[slot] = size
         return seq
 
     def on_feedback(self, packets: list[tuple[int, int | None]], now: float) -> None:
@@ -84,10 +85,10 @@ class DownlinkEstimator:
         delays: list[tuple[float, float]] = []
         for seq, arrival in packets:
             slot = seq & SENT_MASK
-            if self._sent_seq[slot] != seq:
+            if self.sent_seq[slot] != seq:
                 continue
-            self._sent_seq[slot] = -1
-            send_time, size = self._sent_time[slot], self._sent_size[slot]
+            self.sent_seq[slot] = -1
+            send_time, size = self.sent_time[slot], self.sent_size[slot]
             if arrival is None:
                 lost += 1
                 continue

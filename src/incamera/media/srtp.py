@@ -118,6 +118,16 @@ def _error(operation: str, rc: int) -> SrtpError:
     return SrtpError(_classify(str(message)), f"{operation}: {message}")
 
 
+# The raw libsrtp call, for the worker's send kernel (transport.py), which protects a send
+# slot in place with ``SrtpSession.out_context`` and ``out_length``; a non-zero result is a
+# libsrtp error status, turned into an exception by :func:`protect_error`.
+srtp_protect_raw = _lib.srtp_protect
+
+
+def protect_error(rc: int) -> SrtpError:
+    return _error("protect", rc)
+
+
 def buffer_pointer(address: int) -> object:
     """A pointer to raw memory at ``address`` for :meth:`SrtpSession.protect_into`.
 
@@ -157,6 +167,8 @@ class SrtpSession:
         self._out_buf = _ffi.new("char[]", _BUFFER_SIZE)
         self._out_view = _ffi.buffer(self._out_buf)
         self._out_len = _ffi.new("int *")
+        self.out_context = self._out_ctx  # for srtp_protect_raw (see above)
+        self.out_length = self._out_len
         self._in_ctx = self._inbound._srtp[0]
         self._in_buf = _ffi.new("char[]", _BUFFER_SIZE)
         self._in_view = _ffi.buffer(self._in_buf)

@@ -22,14 +22,15 @@ from .api import (
     TransportInfo,
     TransportState,
 )
-from .bandwidth import DownlinkEstimator, TwccRecorder
+from .bandwidth import SENT_MASK, DownlinkEstimator, TwccRecorder
 from .certificate import Certificate
 from .clock import monotonic, ntp_now
 from .dtls import DtlsEndpoint, DtlsState
 from .errors import MediaError, ParseError
 from .ice import IceLiteAgent, IceResult, IceState
 from .producer import TWCC_OFFSET, Producer, ProducerStream
-from .srtp import SrtpError, SrtpSession
+from .srtp import SrtpError, SrtpSession, protect_error, srtp_protect_raw
+from .udp_batch import IOV_LEN_OFFSET, IOV_SIZE, MMSG_SIZE, pack_iov_len, pack_name
 
 if TYPE_CHECKING:
     from .consumer import Consumer
@@ -41,7 +42,6 @@ Address = tuple[str, int]
 REPORT_INTERVAL = 1.0  # RTCP SR/RR/REMB
 TWCC_INTERVAL = 0.1  # transport-wide feedback to publishers
 PUBLISHER_MAX_BITRATE = 10_000_000  # REMB cap sent to publishers
-_pack_twcc = struct.Struct("!H").pack_into
 _pack_seq_ts_ssrc = struct.Struct("!HII").pack_into
 
 
@@ -58,7 +58,6 @@ class Transport:
         io: BatchUdp | PlainUdp,
         slot_pointers: list[object],
         request_flush: Callable[[], None],
-        flush_pending: Callable[[], bool],
     ) -> None:
         self.id = transport_id
         self.router_id = router_id
@@ -73,7 +72,6 @@ class Transport:
         self._io = io
         self._slot_pointers = slot_pointers
         self._request_flush = request_flush
-        self._flush_pending = flush_pending
         self._dest_addr: Address | None = None
         self._dest: object = None
         self._counters = counters
@@ -342,7 +340,12 @@ class Transport:
         """Send a consumer's packet: ``template`` (router extension layout, see
         producer.py) is written into a send slot, where SSRC, sequence number, timestamp and
         this transport's transport-wide sequence number are patched, ``patch`` applied, and
-        SRTP protects it in place."""
+        SRTP protects it in place; the worker sends the slots in batches.
+
+        This is the forwarding kernel, run once per packet per subscriber, so it does the
+        slot bookkeeping of udp_batch, the TWCC send record of bandwidth.py and the libsrtp
+        call itself instead of calling three helpers (each call cost ~0.3 µs of ~10).
+        """
         srtp = self.srtp
         addr = self.ice.selected
         if srtp is None or addr is None:
@@ -359,18 +362,33 @@ class Transport:
         length = len(template)
         view[:length] = template
         _pack_seq_ts_ssrc(view, 2, seq, timestamp, ssrc)
-        _pack_twcc(view, TWCC_OFFSET, self.downlink.next_sequence(now, length))
+        estimator = self.downlink  # bandwidth.DownlinkEstimator.next_sequence, inline
+        twcc = estimator.seq
+        estimator.seq = (twcc + 1) & 0xFFFF
+        record = twcc & SENT_MASK
+        estimator.sent_seq[record] = twcc
+        estimator.sent_time[record] = now
+        estimator.sent_size[record] = length
+        view[TWCC_OFFSET] = twcc >> 8
+        view[TWCC_OFFSET + 1] = twcc & 0xFF
         if patch is not None:
             patch(view)
-        try:
-            length = srtp.protect_into(self._slot_pointers[slot], length)
-        except SrtpError as exc:
-            self._counters.count_srtp_error(exc.reason)
+        size = srtp.out_length
+        size[0] = length
+        rc = srtp_protect_raw(srtp.out_context, self._slot_pointers[slot], size)
+        if rc:
+            self._counters.count_srtp_error(protect_error(rc).reason)
             return
-        io.commit(slot, length, self._dest)
+        length = size[0]
+        if io.batched:  # udp_batch.BatchUdp.commit, inline
+            dest = self._dest
+            pack_name(io.msgs_view, slot * MMSG_SIZE, dest[0], dest[1])
+            pack_iov_len(io.iov_view, slot * IOV_SIZE + IOV_LEN_OFFSET, length)
+            io.pending = slot + 1
+        else:
+            io.commit(slot, length, self._dest)
         self._counters.rtp_sent += 1
-        if not self._flush_pending():
-            self._request_flush()
+        self._request_flush()  # returns at once while a flush is already due
 
     def send_rtcp(self, packets: list[rtcp.RtcpPacket]) -> None:
         srtp = self.srtp

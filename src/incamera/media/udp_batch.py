@@ -51,12 +51,12 @@ class _Mmsghdr(ctypes.Structure):
 
 # Slot headers are written with struct.pack_into on views of the ctypes arrays: setting
 # ctypes fields one attribute at a time cost more than the system call it saves.
-_MMSG_SIZE = ctypes.sizeof(_Mmsghdr)
-_IOV_SIZE = ctypes.sizeof(_Iovec)
+MMSG_SIZE = ctypes.sizeof(_Mmsghdr)
+IOV_SIZE = ctypes.sizeof(_Iovec)
 assert _Msghdr.msg_namelen.offset == ctypes.sizeof(ctypes.c_void_p)  # LP64 layout
-_pack_name = struct.Struct("@PI").pack_into  # msg_name, msg_namelen
-_pack_iov_len = struct.Struct("@N").pack_into
-_IOV_LEN_OFFSET = _Iovec.iov_len.offset
+pack_name = struct.Struct("@PI").pack_into  # msg_name, msg_namelen
+pack_iov_len = struct.Struct("@N").pack_into
+IOV_LEN_OFFSET = _Iovec.iov_len.offset
 
 Destination = tuple[int, int]  # (pointer to a sockaddr, its length)
 
@@ -125,8 +125,11 @@ class BatchUdp:
             hdr.msg_iov = ctypes.pointer(self._send_iov[i])
             hdr.msg_iovlen = 1
         self._send_msgs_addr = ctypes.addressof(self._send_msgs)
-        self._msgs_view = memoryview(self._send_msgs).cast("B")
-        self._iov_view = memoryview(self._send_iov).cast("B")
+        # Byte views of the message and iovec arrays: the transport's send kernel writes a
+        # slot's destination and length there itself (see ``commit``).
+        self.msgs_view = memoryview(self._send_msgs).cast("B")
+        self.iov_view = memoryview(self._send_iov).cast("B")
+        self.batched = True
         self._names: dict[Address, Destination] = {}
         self._name_buffers: list[ctypes.Array[ctypes.c_char]] = []
         self.pending = 0
@@ -174,8 +177,8 @@ class BatchUdp:
 
     def commit(self, slot: int, length: int, dest: Destination) -> None:
         """Queue the ``length`` bytes written into ``views[slot]`` for ``dest``."""
-        _pack_name(self._msgs_view, slot * _MMSG_SIZE, dest[0], dest[1])
-        _pack_iov_len(self._iov_view, slot * _IOV_SIZE + _IOV_LEN_OFFSET, length)
+        pack_name(self.msgs_view, slot * MMSG_SIZE, dest[0], dest[1])
+        pack_iov_len(self.iov_view, slot * IOV_SIZE + IOV_LEN_OFFSET, length)
         self.pending = slot + 1
 
     def send(self, data: bytes | bytearray | memoryview, addr: Address) -> None:
@@ -195,7 +198,7 @@ class BatchUdp:
         done = 0
         while done < count:
             sent = self._sendmmsg(
-                self._fd, self._send_msgs_addr + done * _MMSG_SIZE, count - done, 0
+                self._fd, self._send_msgs_addr + done * MMSG_SIZE, count - done, 0
             )
             if sent > 0:
                 done += sent
@@ -252,6 +255,7 @@ class PlainUdp:
         self.views = [area[i * SLOT_SIZE : (i + 1) * SLOT_SIZE] for i in range(send_slots)]
         self._queue: list[tuple[bytes, Address]] = []
         self.pending = 0
+        self.batched = False  # no raw message arrays: callers use commit()
 
     def destination(self, addr: Address) -> Address:
         return addr

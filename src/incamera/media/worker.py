@@ -174,7 +174,9 @@ class Worker:
         self._request_flush()
 
     def _request_flush(self) -> None:
-        if not self._flush_pending and self._loop is not None:
+        if self._flush_pending:
+            return
+        if self._loop is not None:
             self._flush_pending = True
             self._loop.call_soon(self._flush)
 
@@ -322,7 +324,6 @@ class Worker:
             self._require_io(),
             self._slot_pointers,
             self._request_flush,
-            lambda: self._flush_pending,
         )
         self.transports[transport_id] = transport
         router.transports[transport_id] = transport
