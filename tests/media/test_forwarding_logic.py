@@ -196,3 +196,27 @@ def test_sender_report_is_translated_by_the_timestamp_offset() -> None:
     # Layer 0's SR, shifted like its packets were: source ts 6000 went out as first_out_ts.
     assert ntp == 0x1234_5678_0000_0000
     assert (rtp_ts - 90_000) & 0xFFFFFFFF == (first_out_ts - 6000) & 0xFFFFFFFF
+
+
+def test_stream_stays_continuous_across_a_pause() -> None:
+    producer, consumer, sink, requests = make_pair()
+    now = 100.0
+    consumer.set_preferred_layer(0)
+    send_frames(producer, range(1), 0, now, key=True)
+    consumer.choose_target(now)
+    for frame in range(1, 4):
+        send_frames(producer, range(1), frame, now + frame * 0.03, key=frame == 1)
+    before = len(sink.packets)
+    consumer.paused = True
+    for frame in range(4, 20):  # 16 frames not forwarded while paused
+        send_frames(producer, range(1), frame, now + frame * 0.03, key=False)
+    assert len(sink.packets) == before
+    consumer.paused = False
+    requests.clear()
+    consumer.resync(now + 0.6)
+    assert requests  # a key frame is asked for
+    send_frames(producer, range(1), 20, now + 0.6, key=False)
+    assert len(sink.packets) == before  # waits for the key frame
+    send_frames(producer, range(1), 21, now + 0.63, key=True)
+    seqs = sink.seqs()
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap where the pause was

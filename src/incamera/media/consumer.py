@@ -92,6 +92,15 @@ class Consumer:
 
     # -- layer selection ---------------------------------------------------------------
 
+    def resync(self, now: float) -> None:
+        """Start a new segment at the next usable packet (after a pause of the consumer or
+        its producer): the outgoing sequence numbers and timestamps then continue from the
+        last packet sent instead of jumping by what was not forwarded meanwhile; video
+        resumes on a key frame, which is asked for."""
+        self.current_layer = None
+        if self.kind is MediaKind.VIDEO:
+            self.request_keyframe(now)
+
     def set_preferred_layer(self, layer: int) -> None:
         self.preferred_layer = max(0, min(layer, len(self.producer.streams) - 1))
 
@@ -163,7 +172,7 @@ class Consumer:
                     if self.current_layer is None and layer == self.target_layer:
                         self.request_keyframe(now)
                     return
-            elif self._started:
+            elif self.current_layer is not None:
                 return
             self._switch_to(layer, seq, timestamp, now)
 

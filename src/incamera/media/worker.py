@@ -394,7 +394,13 @@ class Worker:
             router.remove_producer(producer)
 
     def pause_producer(self, producer_id: str, paused: bool = True) -> None:
-        self._producer(producer_id).paused = paused
+        producer = self._producer(producer_id)
+        was = producer.paused
+        producer.paused = paused
+        if was and not paused:
+            now = time.monotonic()
+            for consumer in producer.consumers:
+                consumer.resync(now)
 
     def consume(
         self,
@@ -459,7 +465,7 @@ class Worker:
         was = consumer.paused
         consumer.paused = paused
         if was and not paused:
-            consumer.request_keyframe(time.monotonic())
+            consumer.resync(time.monotonic())
 
     def set_preferred_layer(self, consumer_id: str, spatial_layer: int) -> None:
         consumer = self._consumer(consumer_id)
