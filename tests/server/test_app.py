@@ -216,11 +216,17 @@ async def test_landing_page_is_served_with_no_inline_script(server: RunningServe
     assert "Create meeting" in response.text
 
 
+# XML namespace names are identifiers that are never fetched (createElementNS needs it).
+NAMESPACES = ("http://www.w3.org/2000/svg",)
+
+
 async def test_static_files_have_no_third_party_urls():
     for path in WEB_DIR.rglob("*"):
         if path.suffix in {".html", ".js", ".css"}:
-            text = path.read_text(encoding="utf-8")
-            assert not re.search(r"https?://(?!…)", text.replace("https://…/m/…", "")), path
+            text = path.read_text(encoding="utf-8").replace("https://…/m/…", "")
+            for namespace in NAMESPACES:
+                text = text.replace(f'"{namespace}"', "")
+            assert not re.search(r"https?://(?!…)", text), path
 
 
 async def test_meeting_page_route_rejects_malformed_ids(server: RunningServer):
