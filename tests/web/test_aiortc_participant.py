@@ -1,5 +1,5 @@
-"""A non-browser participant: aiortc, driven by the Python protocol client, meets two
-Chromium pages in one meeting through the real server.
+"""A non-browser participant: aiortc, driven by the Python protocol client, joins three
+Chromium pages in one meeting through the real server, as its fourth participant.
 
 The bot speaks ``docs/protocol.md`` through ``SignallingClient`` (hello, publish, answering
 subscribe offers) and does its WebRTC with ``AiortcPeer`` (synthetic VP8 640x480 video and an
@@ -23,7 +23,7 @@ from .conftest import MeetingPage, MeetingServer, poll
 
 pytestmark = [pytest.mark.browser, pytest.mark.interop]
 
-CHROMIUM_NAMES = ("Ada", "Grace")
+CHROMIUM_NAMES = ("Ada", "Grace", "Linus")
 BOT = "Robo"
 TIMEOUT = 60.0
 
@@ -76,7 +76,7 @@ async def bot(meeting_server: MeetingServer) -> AsyncIterator[Callable[[str], Aw
             await peer.close()
 
 
-async def test_aiortc_bot_meets_two_chromium_participants(
+async def test_aiortc_bot_joins_three_chromium_participants(
     meeting_server: MeetingServer,
     open_page: Callable[..., Awaitable[MeetingPage]],
     bot: Callable[[str], Awaitable[tuple[SignallingClient, AiortcPeer]]],
