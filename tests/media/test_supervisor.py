@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 
 import pytest
 
@@ -16,24 +15,7 @@ from incamera.media.supervisor import Supervisor, WorkerRestarted
 from incamera.sdp.publish import answer_publish
 from incamera.sdp.subscribe import SubscribeSession
 from support.aiortc_peer import AiortcPeer
-
-
-def free_udp_port_range(count: int) -> int:
-    """A base port with ``count`` consecutive free UDP ports on 127.0.0.1."""
-    for base in range(41000, 60000, 97):
-        socks = []
-        try:
-            for i in range(count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free UDP port range")
+from support.ports import free_udp_port_range
 
 
 @pytest.fixture

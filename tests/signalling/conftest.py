@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from starlette.applications import Starlette
 from incamera.config import ENV_PREFIX, load_settings
 from incamera.server.app import create_app
 from support.aiortc_peer import AiortcPeer
+from support.ports import free_udp_port_range
 
 
 @pytest.fixture(autouse=True)
@@ -28,24 +28,6 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith(ENV_PREFIX):
             monkeypatch.delenv(name)
-
-
-def free_udp_port_range(count: int) -> int:
-    """A base port with ``count`` consecutive free UDP ports on 127.0.0.1."""
-    for base in range(42000 + os.getpid() % 997, 60000, 89):
-        socks = []
-        try:
-            for i in range(count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free UDP port range")
 
 
 @dataclass

@@ -18,48 +18,22 @@ import asyncio
 import contextlib
 import functools
 import http.server
-import os
-import shutil
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from incamera.bench.chromium import CHROMIUM_FLAGS, find_chromium
+
 STATIC_DIR = Path(__file__).parent / "static"
 
-CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
-
-# Measured to work for WebRTC on loopback (webrtc-facts.md). Playwright adds a fresh
-# --user-data-dir of its own for every launch.
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-)
 
 # Lifts Chromium's resolution-based cap on the number of simulcast layers.
 NO_SIMULCAST_LAYER_LIMIT = "WebRTC-LegacySimulcastLayerLimit/Disabled/"
 
 Signal = Callable[[str], Awaitable[str]]
 T = TypeVar("T")
-
-
-def find_chromium() -> str | None:
-    """Return the path of a Chromium binary, preferring the unwrapped Debian binary."""
-    for candidate in CHROMIUM_CANDIDATES:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which("chromium")
 
 
 # ---------------------------------------------------------------------------------------------

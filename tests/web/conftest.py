@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,29 +26,12 @@ import uvicorn
 from incamera.config import ENV_PREFIX, load_settings
 from incamera.server.app import create_app
 from support.browser import CHROMIUM_FLAGS, find_chromium
+from support.ports import free_udp_port_range
 
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "img" / "meeting.png"
-
-
-def free_udp_port_range(count: int) -> int:
-    """A base port with ``count`` consecutive free UDP ports on 127.0.0.1."""
-    for base in range(43000, 60000, 89):
-        socks = []
-        try:
-            for i in range(count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free UDP port range")
 
 
 @pytest.fixture(autouse=True)

@@ -150,22 +150,29 @@ async def test_keyboard_and_speaker_view(
     assert await p.locator("#btn-mic").get_attribute("aria-label") == "Mute microphone (M)"
     # Panels: P opens the participant list, Escape closes it and gives focus back.
     await p.keyboard.press("p")
-    assert await p.locator("#people-panel").is_visible()
-    items = await p.locator("#people-list li").count()
-    assert items == 2
+    await poll(p.locator("#people-panel").is_visible, bool, what="participant panel shown")
+    await poll(p.locator("#people-list li").count, lambda n: n == 2, what="two people listed")
     await p.keyboard.press("Escape")
-    assert await p.locator("#people-panel").is_hidden()
+    await poll(p.locator("#people-panel").is_hidden, bool, what="participant panel hidden")
     assert await ada.evaluate("document.activeElement.id") == "btn-people"
     # Speaker view: Bob (the only other) goes on the stage, Ada in the strip.
     await p.keyboard.press("g")
-    stage = await ada.evaluate(
-        "Array.from(document.querySelectorAll('#stage .tile'), (t) => ({...t.dataset}))"
+    stage = await poll(
+        lambda: ada.evaluate(
+            "Array.from(document.querySelectorAll('#stage .tile'), (t) => ({...t.dataset}))"
+        ),
+        lambda tiles: [tile["local"] for tile in tiles] == ["false"],
+        what="Bob alone on the stage",
     )
     assert [tile["local"] for tile in stage] == ["false"], (stage, await ada.state())
     # The stage tile asks for a bigger layer than a strip tile would.
     await ada.wait_stats(lambda s: s["Bob"]["videoWidth"] >= 640, "Bob's larger layer on the stage")
     await p.keyboard.press("g")
-    assert await ada.evaluate("document.getElementById('stage').hidden")
+    await poll(
+        lambda: ada.evaluate("document.getElementById('stage').hidden"),
+        bool,
+        what="stage hidden again",
+    )
 
 
 async def page_labels(page: MeetingPage) -> dict[str, str]:

@@ -40,7 +40,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import socket
 import statistics
 import subprocess
@@ -51,29 +50,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from incamera.bench.chromium import CHROMIUM_FLAGS, find_chromium
+
 GOAL_P50_MS = 1000.0
 STARTUP_TIMEOUT = 60.0  # server start-up, publisher joined and publishing
 JOIN_TIMEOUT = 30.0  # one join, link to first frame
 STATS_POLL_MS = 20
 
-CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
-# The flag set measured to work for WebRTC on loopback in headless Chromium (the same as the
-# test harness's): fake devices without prompts, loopback ICE candidates, no background
-# traffic to Google services.
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-)
 
 # Runs in every joiner's page before its own scripts. Records, in window.__joinBench, the
 # times (ms since the time origin) of the steps of a join and the first presented remote
@@ -307,15 +290,12 @@ class ServerProcess:
 # Browser
 
 
-def find_chromium(explicit: str | None) -> str:
+def chromium_path(explicit: str | None) -> str:
     if explicit:
         if not os.access(explicit, os.X_OK):
             raise BenchError(f"not an executable: {explicit}")
         return explicit
-    for candidate in CHROMIUM_CANDIDATES:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("chromium")
+    found = find_chromium()
     if found is None:
         raise BenchError("no Chromium found (apt-get install chromium, or --chromium PATH)")
     return found
@@ -414,7 +394,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         from playwright.async_api import async_playwright
     except ImportError as exc:
         raise BenchError("playwright is not installed (pip install -e '.[test]')") from exc
-    executable = find_chromium(args.chromium)
+    executable = chromium_path(args.chromium)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="incamera-bench-join-") as data_dir:
         server = ServerProcess(data_dir, args.media_workers)
