@@ -35,7 +35,7 @@ def test_arguments_are_checked() -> None:
 def test_two_joins_report_json() -> None:
     pytest.importorskip("playwright.async_api", reason="playwright is not installed")
     try:
-        join.find_chromium(None)
+        join.chromium_path(None)
     except join.BenchError as exc:
         pytest.skip(str(exc))
     done = subprocess.run(
