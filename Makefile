@@ -7,6 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# The test suite runs in a network namespace of its own with only a loopback interface:
+# browsers gather no candidates on the machine's real interfaces, so no test datagram can
+# go anywhere but 127.0.0.1 / ::1, by construction. (As non-root: a user namespace too.)
+NETNS := $(shell if [ "$$(id -u)" = 0 ]; then echo "unshare --net --"; \
+	else echo "unshare --net --map-root-user --"; fi)
+
 .PHONY: run test lint system-deps venv venv-test
 
 $(BIN)/python:
@@ -27,7 +33,7 @@ venv-test: $(VENV)/.installed-test
 # Debian packages the tests use: Chromium and Firefox ESR for the browser tests, openssl for DTLS interop.
 system-deps:
 	@missing=""; \
-	for p in chromium chromium-driver firefox-esr openssl; do \
+	for p in chromium chromium-driver firefox-esr openssl iproute2; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -43,4 +49,4 @@ lint: venv-test
 	$(BIN)/ruff format --check .
 
 test: venv-test system-deps lint
-	$(BIN)/pytest -q
+	$(NETNS) sh -c 'ip link set lo up && exec "$$@"' sh $(BIN)/pytest -q
