@@ -111,6 +111,29 @@ class MediaSettings(BaseModel):
         "(default: listen_ip; required when listen_ip is 0.0.0.0 or ::)",
     )
 
+    allowed_remote_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="networks (CIDR) media peers may connect from, e.g. 10.0.0.0/8; "
+        "checks from elsewhere get no answer (default: anywhere)",
+    )
+
+    @field_validator("allowed_remote_networks", mode="before")
+    @classmethod
+    def _networks_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("allowed_remote_networks")
+    @classmethod
+    def _networks_are_cidrs(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"media.allowed_remote_networks: {net!r} is not a network"
+                ) from None
+        return value
+
     @field_validator("listen_ip")
     @classmethod
     def _listen_ip_is_ip(cls, value: str) -> str:

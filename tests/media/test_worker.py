@@ -121,3 +121,54 @@ def test_commands_reject_unknown_ids_with_a_media_error() -> None:
     with pytest.raises(MediaError):
         worker.set_preferred_layer("nope", 0)
     worker.close_transport("nope")  # closing what is gone is not an error
+
+
+async def test_checks_from_outside_the_allowed_networks_get_no_answer() -> None:
+    import os
+    import socket
+
+    from incamera.media import stun
+
+    worker = Worker(listen_ip="127.0.0.1", allowed_remote_networks=("10.0.0.0/8",))
+    await worker.start()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    try:
+        router_id = worker.create_router()
+        info = worker.create_transport(router_id)
+        ufrag, password = info.ice_parameters.username_fragment, info.ice_parameters.password
+        request = stun.build(
+            stun.BINDING_REQUEST,
+            os.urandom(12),
+            [
+                (stun.USERNAME, f"{ufrag}:peer".encode()),
+                (stun.ICE_CONTROLLING, os.urandom(8)),
+                (stun.USE_CANDIDATE, b""),
+            ],
+            password.encode(),
+        )
+        sock.sendto(request, worker.address)
+        for _ in range(50):  # bounded: until the worker has read it
+            await asyncio.sleep(0.02)
+            if worker.counters.datagrams_received:
+                break
+        await asyncio.sleep(0.1)
+        with pytest.raises(BlockingIOError):
+            sock.recvfrom(2048)  # 127.0.0.1 is not in 10.0.0.0/8: no answer at all
+        assert worker.counters.source_refused == 1
+        assert worker.transports[info.id].ice.selected is None
+        worker.allowed_networks = ()  # anywhere: the same check is answered
+        sock.sendto(request, worker.address)
+        data = b""
+        for _ in range(50):  # bounded: until the answer is there
+            await asyncio.sleep(0.02)
+            try:
+                data, _ = sock.recvfrom(2048)
+                break
+            except BlockingIOError:
+                continue
+        assert stun.StunMessage.parse(data).message_type == stun.BINDING_SUCCESS
+    finally:
+        sock.close()
+        await worker.close()

@@ -240,6 +240,10 @@ class ServerProcess:
             str(port),
             "--media-port-max",
             str(port + self.workers - 1),
+            # Chromium also gathers candidates on the machine's other interfaces; the SFU
+            # must only ever answer (and send to) loopback.
+            "--media-allowed-remote-networks",
+            "127.0.0.0/8,::1/128",
             "--log-level",
             "warning",
         ]

@@ -10,6 +10,7 @@ class Counters:
     datagrams_received: int = 0
     datagrams_unknown_source: int = 0  # RTP/DTLS from an address no transport owns
     datagrams_unclassified: int = 0  # first byte in none of the RFC 7983 ranges
+    source_refused: int = 0  # ICE check from outside the allowed remote networks
     stun_malformed: int = 0
     ice_rejected: int = 0  # failed authentication or unknown ufrag
     dtls_malformed: int = 0

@@ -54,6 +54,7 @@ class WorkerConfig:
     listen_ip: str
     port: int
     announced_ips: tuple[str, ...] = ()
+    allowed_remote_networks: tuple[str, ...] = ()
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, config: WorkerConfig) -> None:
@@ -80,7 +81,14 @@ async def _serve(conn: multiprocessing.connection.Connection, config: WorkerConf
         with contextlib.suppress(OSError, ValueError):
             conn.send((None, True, event))
 
-    worker = Worker(config.worker_id, config.listen_ip, config.port, config.announced_ips, emit)
+    worker = Worker(
+        config.worker_id,
+        config.listen_ip,
+        config.port,
+        config.announced_ips,
+        emit,
+        allowed_remote_networks=config.allowed_remote_networks,
+    )
     await worker.start()
     extra: dict[str, Callable[..., Any]] = {"cpu_seconds": time.process_time}
 

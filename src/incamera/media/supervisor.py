@@ -38,6 +38,7 @@ class Supervisor:
         port_max: int = 40099,
         announced_ips: tuple[str, ...] = (),
         on_event: Callable[[int, object], None] | None = None,
+        allowed_remote_networks: tuple[str, ...] = (),
     ) -> None:
         count = workers or os.cpu_count() or 1
         if port_max - port_min + 1 < count:
@@ -46,7 +47,8 @@ class Supervisor:
             )
         self._on_event = on_event or (lambda worker_id, event: None)
         self.configs = [
-            WorkerConfig(i, listen_ip, port_min + i, announced_ips) for i in range(count)
+            WorkerConfig(i, listen_ip, port_min + i, announced_ips, allowed_remote_networks)
+            for i in range(count)
         ]
         self.workers: dict[int, WorkerClient] = {}
         self._routers: dict[str, int] = {}  # router id -> worker id

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import secrets
 import socket
 import time
@@ -84,8 +85,14 @@ class Worker:
         announced_ips: tuple[str, ...] = (),
         emit: Callable[[object], None] | None = None,
         certificate: Certificate | None = None,
+        allowed_remote_networks: tuple[str, ...] = (),
     ) -> None:
         self.worker_id = worker_id
+        # Where peers may connect from (CIDRs; empty: anywhere). A check from elsewhere is
+        # dropped without an answer, so the worker never sends to such an address.
+        self.allowed_networks = tuple(
+            ipaddress.ip_network(net, strict=False) for net in allowed_remote_networks
+        )
         self.listen_ip = listen_ip
         self.port = port
         self.announced_ips = announced_ips or (listen_ip,)
@@ -223,6 +230,9 @@ class Worker:
             self._busy += time.perf_counter() - started
 
     def _on_stun(self, data: bytes, addr: Address) -> None:
+        if self.allowed_networks and not self._allowed(addr[0]):
+            self.counters.source_refused += 1
+            return
         try:
             message = stun.StunMessage.parse(data)
         except ParseError:
@@ -511,6 +521,13 @@ class Worker:
 
     def _on_layer_change(self, consumer: Consumer, layer: int | None) -> None:
         self._emit(ConsumerLayersChanged(consumer.id, layer))
+
+    def _allowed(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self.allowed_networks)
 
     def _require_io(self) -> BatchUdp | PlainUdp:
         if self._io is None:

@@ -81,6 +81,7 @@ async def media_plane(app: Starlette) -> AsyncIterator[None]:
         port_max=media.port_max,
         announced_ips=tuple(media.announced_ips),
         on_event=on_event,
+        allowed_remote_networks=tuple(media.allowed_remote_networks),
     )
     await supervisor.start()
     context.media = supervisor

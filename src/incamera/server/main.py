@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         annotation = setting.field.annotation
         if annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif setting.path[-1] == "announced_ips":
-            kwargs.update(action="append", metavar="IP")
+        elif setting.path[-1] in LIST_SETTINGS:
+            kwargs.update(action="append", metavar=LIST_SETTINGS[setting.path[-1]])
             kwargs["help"] = _help(setting, "; repeat the option or separate with commas")
         elif get_args(annotation) and all(isinstance(a, str) for a in get_args(annotation)):
             kwargs["choices"] = list(get_args(annotation))
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["metavar"] = setting.path[-1].upper()
         group.add_argument(setting.flag, **kwargs)
     return parser
+
+
+# Settings that are lists: the flag may be repeated or take comma-separated values.
+LIST_SETTINGS = {"announced_ips": "IP", "allowed_remote_networks": "CIDR"}
 
 
 def _overrides(options: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +101,7 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
         target = nested
         for parent in parents:
             target = target.setdefault(parent, {})
-        if leaf == "announced_ips":
+        if leaf in LIST_SETTINGS:
             value = [ip.strip() for item in value for ip in item.split(",") if ip.strip()]
         target[leaf] = value
     return nested
