@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from incamera.bench.chromium import CHROMIUM_FLAGS, find_chromium
 from incamera.media.rtp_parameters import MediaKind
 from incamera.sdp import SubscribeSession, answer_publish, parse
 
@@ -22,22 +23,9 @@ from .helpers import consumer, transport_info
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/lib/chromium/chromium"
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--auto-select-desktop-capture-source=Entire screen",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
+CHROMIUM = find_chromium() or "/usr/lib/chromium/chromium"
+# The shared flag set, plus picking the screen without a prompt for getDisplayMedia.
+FLAGS = [*CHROMIUM_FLAGS, "--auto-select-desktop-capture-source=Entire screen"]
 
 PUBLISH_OFFER = """async () => {
   const pc = window.pc = new RTCPeerConnection({iceServers: [], bundlePolicy: 'max-bundle'});

@@ -18,6 +18,20 @@ _TL0_MODULUS = 1 << 8
 _M = 0x80  # the M bit: a 15-bit picture id
 
 
+def read_fields(
+    buf: bytes | bytearray | memoryview, pid_pos: int, long_pid: bool, tl0_pos: int
+) -> tuple[int | None, int | None]:
+    """(picture id, TL0PICIDX) at the positions a codec's descriptor parser found (-1:
+    the field is absent); the layout of the two fields is the same in VP8 and VP9."""
+    picture_id: int | None = None
+    if pid_pos >= 0:
+        if long_pid:
+            picture_id = ((buf[pid_pos] & 0x7F) << 8) | buf[pid_pos + 1]
+        else:
+            picture_id = buf[pid_pos] & 0x7F
+    return picture_id, (buf[tl0_pos] if tl0_pos >= 0 else None)
+
+
 def _is_newer(value: int, reference: int, modulus: int) -> bool:
     """True when ``value`` follows ``reference`` in a wrapping counter of ``modulus``."""
     distance = (value - reference) % modulus
@@ -106,15 +120,10 @@ class PictureIdRewriter:
         """Rewrite the descriptor at ``buf[offset:]`` (offset = start of the RTP payload):
         read the fields, compute the outgoing values and write them back in place."""
         pid_pos, long_pid, tl0_pos = self.field_positions(buf, offset)
-        picture_id: int | None = None
-        if pid_pos >= 0:
-            if long_pid:
-                picture_id = ((buf[pid_pos] & 0x7F) << 8) | buf[pid_pos + 1]
-            else:
-                picture_id = buf[pid_pos] & 0x7F
+        picture_id, tl0picidx = read_fields(buf, pid_pos, long_pid, tl0_pos)
         out_pid, out_tl0 = self.rewrite(
             picture_id,
-            buf[tl0_pos] if tl0_pos >= 0 else None,
+            tl0picidx,
             keyframe=keyframe,
             switched=switched,
             picture_id_bits=PICTURE_ID_BITS_LONG if long_pid else PICTURE_ID_BITS_SHORT,

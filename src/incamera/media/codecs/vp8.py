@@ -32,6 +32,7 @@ from incamera.media.codecs.picture_id import (
     PICTURE_ID_BITS_LONG,
     PICTURE_ID_BITS_SHORT,
     PictureIdRewriter,
+    read_fields,
 )
 from incamera.media.errors import ParseError
 
@@ -240,13 +241,8 @@ def read_picture_id(
 ) -> tuple[int | None, bool, int | None]:
     """(picture_id, long_picture_id, tl0picidx) of the descriptor at ``buf[offset:]``."""
     pid_pos, long_pid, tl0_pos = _field_positions(buf, offset)
-    picture_id: int | None = None
-    if pid_pos >= 0:
-        if long_pid:
-            picture_id = ((buf[pid_pos] & 0x7F) << 8) | buf[pid_pos + 1]
-        else:
-            picture_id = buf[pid_pos] & 0x7F
-    return picture_id, long_pid, (buf[tl0_pos] if tl0_pos >= 0 else None)
+    picture_id, tl0picidx = read_fields(buf, pid_pos, long_pid, tl0_pos)
+    return picture_id, long_pid, tl0picidx
 
 
 def rewrite_picture_id(buf: bytearray, offset: int, picture_id: int, tl0picidx: int | None) -> None:
