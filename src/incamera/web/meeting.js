@@ -890,11 +890,16 @@ async function toggleMic() {
   renderAll();
 }
 
-let cameraBusy = false;
+// Toggles run one after the other: a key pressed again while the camera is still opening or
+// closing is queued, not dropped (dropping it left the camera in the wrong state).
+let cameraQueue = Promise.resolve();
 
-async function toggleCamera() {
-  if (cameraBusy) return; // a toggle is under way (opening a camera takes a moment)
-  cameraBusy = true;
+function toggleCamera() {
+  cameraQueue = cameraQueue.then(toggleCameraNow, toggleCameraNow);
+  return cameraQueue;
+}
+
+async function toggleCameraNow() {
   const turningOn = !state.camOn;
   // The button answers at once; the camera follows.
   state.camOn = turningOn;
@@ -920,8 +925,8 @@ async function toggleCamera() {
     prefs.camOn = state.camOn;
     savePrefs(prefs);
     renderAll();
-  } finally {
-    cameraBusy = false;
+  } catch (error) {
+    console.error("camera toggle failed", error);
   }
 }
 
