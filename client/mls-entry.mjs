@@ -1,0 +1,24 @@
+// The part of ts-mls that src/incamera/web/e2ee/mls.js uses, bundled by build.sh into
+// src/incamera/web/vendor/ts-mls.js. Only cipher suite 1 (X25519, AES-128-GCM, SHA-256,
+// Ed25519) is used; it runs on WebCrypto and @hpke/core, no optional peer is needed.
+export {
+  createApplicationMessage,
+  createCommit,
+  createGroup,
+  createGroupInfoWithExternalPub,
+  decodeMlsMessage,
+  defaultCapabilities,
+  defaultLifetime,
+  emptyPskIndex,
+  encodeMlsMessage,
+  generateKeyPackage,
+  getCiphersuiteFromName,
+  getCiphersuiteImpl,
+  joinGroup,
+  mlsExporter,
+  processPrivateMessage,
+  processPublicMessage,
+  zeroOutUint8Array,
+} from "ts-mls";
+export { defaultClientConfig } from "ts-mls/clientConfig.js";
+export { decodeRatchetTree, encodeRatchetTree } from "ts-mls/ratchetTree.js";
