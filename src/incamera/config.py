@@ -193,6 +193,48 @@ class MeetingSettings(BaseModel):
     )
 
 
+class E2eeSettings(BaseModel):
+    """End-to-end encryption policy (docs/operations.md, "End-to-end encryption")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow_unencrypted: bool = Field(
+        default=False,
+        description=(
+            "administrator policy: allow creating meetings WITHOUT end-to-end encryption "
+            "(for interop such as a recorder or a phone bridge); such meetings are marked "
+            "as not end-to-end encrypted to everyone in them"
+        ),
+    )
+
+
+class TestingSettings(BaseModel):
+    """Hooks for the test suite only. Never enable them in production."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hooks: bool = Field(
+        default=False,
+        description=(
+            "TESTS ONLY: accept test hooks (a participant kept outside the MLS group, the "
+            "media tap); never set this in production"
+        ),
+    )
+    media_tap_path: Path | None = Field(
+        default=None,
+        description=(
+            "TESTS ONLY (needs testing.hooks): the media workers append every forwarded RTP "
+            "packet (as received, after SRTP) to this file"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _tap_needs_hooks(self) -> TestingSettings:
+        if self.media_tap_path is not None and not self.hooks:
+            raise ValueError("testing.media_tap_path needs testing.hooks = true")
+        return self
+
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -238,6 +280,8 @@ class Settings(BaseSettings):
     )
     media: MediaSettings = Field(default_factory=MediaSettings)  # type: ignore[arg-type]
     meetings: MeetingSettings = Field(default_factory=MeetingSettings)
+    e2ee: E2eeSettings = Field(default_factory=E2eeSettings)
+    testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @classmethod
     def settings_customise_sources(

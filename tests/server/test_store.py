@@ -54,9 +54,23 @@ def test_upgrade_is_idempotent_and_sqlite_uses_wal(tmp_path: Path, database: Dat
         assert database.journal_mode() == "wal"
     else:
         assert database.journal_mode() is None
-    assert database.current_revision() == database.head_revision() == "0001"
+    latest = max(
+        path.name.split("_", 1)[0]
+        for path in (Path(__file__).parents[2] / "src/incamera/store/migrations/versions").glob(
+            "[0-9]*_*.py"
+        )
+    )
+    assert database.current_revision() == database.head_revision() == latest
     database.upgrade()
-    assert database.current_revision() == "0001"
+    assert database.current_revision() == latest
+
+
+def test_the_e2ee_flag_is_stored(database: Database):
+    store = MeetingStore(database)
+    store.insert(MeetingRecord("e" * 22, None, T0, None, None, e2ee=False))
+    store.insert(record("f" * 22, None))
+    assert store.get("e" * 22).e2ee is False  # type: ignore[union-attr]
+    assert store.get("f" * 22).e2ee is True  # type: ignore[union-attr]
 
 
 def test_migrations_produce_exactly_the_declared_schema(database: Database):

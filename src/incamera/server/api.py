@@ -45,6 +45,9 @@ class CreateMeetingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(default=None, max_length=TITLE_MAX_LENGTH)
+    # End-to-end encryption is the default; ``false`` needs the administrator policy
+    # ``e2ee.allow_unencrypted``.
+    e2ee: bool = Field(default=True, strict=True)
 
     @field_validator("title")
     @classmethod
@@ -95,6 +98,7 @@ def meeting_json(meeting: Meeting, base_url: str) -> dict[str, Any]:
     return {
         "id": meeting.id,
         "title": meeting.title,
+        "e2ee": meeting.e2ee,
         "join_url": f"{base_url}/m/{meeting.id}",
         "created_at": _iso(meeting.created_at),
         "closes_at": _iso(meeting.closes_at),
@@ -109,7 +113,16 @@ async def create_meeting(request: Request) -> Response:
         payload = CreateMeetingRequest.model_validate({} if data is None else data)
     except ValidationError as exc:
         raise ApiError(422, "invalid_request", _validation_detail(exc)) from None
-    meeting = await context.registry.create(payload.title)
+    if not payload.e2ee and not context.settings.e2ee.allow_unencrypted:
+        raise ApiError(
+            403,
+            "e2ee_required",
+            "meetings on this server are end-to-end encrypted; an administrator policy "
+            "(e2ee.allow_unencrypted) is needed for a meeting without it",
+        )
+    meeting = await context.registry.create(payload.title, e2ee=payload.e2ee)
+    if not meeting.e2ee:
+        log.warning("meeting created WITHOUT end-to-end encryption (administrator policy)")
     return JSONResponse(
         meeting_json(meeting, context.base_url),
         status_code=201,

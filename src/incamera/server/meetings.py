@@ -63,19 +63,29 @@ class Meeting:
     created_at: datetime
     policy: ClosePolicy
     title: str | None = None
+    # End-to-end encrypted (MLS + SFrame). False only where the administrator policy
+    # ``e2ee.allow_unencrypted`` allowed it; everyone in such a meeting is told.
+    e2ee: bool = True
     participants: set[str] = field(default_factory=set)
     closes_at: datetime | None = None
     closed_at: datetime | None = None
 
     @classmethod
     def create(
-        cls, meeting_id: str, now: datetime, policy: ClosePolicy, title: str | None = None
+        cls,
+        meeting_id: str,
+        now: datetime,
+        policy: ClosePolicy,
+        title: str | None = None,
+        *,
+        e2ee: bool = True,
     ) -> Meeting:
         return cls(
             id=meeting_id,
             created_at=now,
             policy=policy,
             title=title,
+            e2ee=e2ee,
             closes_at=now + policy.unused_ttl,
         )
 

@@ -42,6 +42,7 @@ def _meeting(record: MeetingRecord, policy: ClosePolicy) -> Meeting:
         created_at=record.created_at,
         policy=policy,
         title=record.title,
+        e2ee=record.e2ee,
         closes_at=record.closes_at,
         closed_at=record.closed_at,
     )
@@ -51,6 +52,7 @@ def _record(meeting: Meeting) -> MeetingRecord:
     return MeetingRecord(
         id=meeting.id,
         title=meeting.title,
+        e2ee=meeting.e2ee,
         created_at=meeting.created_at,
         closes_at=meeting.closes_at,
         closed_at=meeting.closed_at,
@@ -77,8 +79,8 @@ class MeetingRegistry:
     def now(self) -> datetime:
         return self._clock()
 
-    async def create(self, title: str | None = None) -> Meeting:
-        meeting = Meeting.create(new_meeting_id(), self._clock(), self.policy, title)
+    async def create(self, title: str | None = None, *, e2ee: bool = True) -> Meeting:
+        meeting = Meeting.create(new_meeting_id(), self._clock(), self.policy, title, e2ee=e2ee)
         await to_thread.run_sync(self._store.insert, _record(meeting))
         log.info("meeting created")
         return meeting
@@ -94,6 +96,10 @@ class MeetingRegistry:
         if record is None:
             raise MeetingNotFound(meeting_id)
         return _meeting(record, self.policy)
+
+    async def e2ee(self, meeting_id: str) -> bool:
+        """Whether the meeting is end-to-end encrypted. Raises ``MeetingNotFound``."""
+        return (await self.get(meeting_id)).e2ee
 
     async def join(self, meeting_id: str, participant_id: str) -> Meeting:
         """Put a participant in a meeting. Raises ``MeetingNotFound`` or ``MeetingClosed``."""

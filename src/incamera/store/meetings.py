@@ -22,6 +22,7 @@ class MeetingRecord:
     created_at: datetime
     closes_at: datetime | None  # None while somebody is in the meeting
     closed_at: datetime | None  # set once the meeting has closed
+    e2ee: bool = True  # end-to-end encrypted (False only where the policy allowed it)
 
     @property
     def is_closed(self) -> bool:
@@ -29,11 +30,12 @@ class MeetingRecord:
 
 
 def _record(
-    row: sa.Row[tuple[str, str | None, datetime, datetime | None, datetime | None]],
+    row: sa.Row[tuple[str, str | None, bool, datetime, datetime | None, datetime | None]],
 ) -> MeetingRecord:
     return MeetingRecord(
         id=row.id,
         title=row.title,
+        e2ee=row.e2ee,
         created_at=row.created_at,
         closes_at=row.closes_at,
         closed_at=row.closed_at,
@@ -50,6 +52,7 @@ class MeetingStore:
                 meetings.insert().values(
                     id=record.id,
                     title=record.title,
+                    e2ee=record.e2ee,
                     created_at=record.created_at,
                     closes_at=record.closes_at,
                     closed_at=record.closed_at,
@@ -62,6 +65,7 @@ class MeetingStore:
                 sa.select(
                     meetings.c.id,
                     meetings.c.title,
+                    meetings.c.e2ee,
                     meetings.c.created_at,
                     meetings.c.closes_at,
                     meetings.c.closed_at,

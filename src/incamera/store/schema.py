@@ -44,8 +44,77 @@ meetings = sa.Table(
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("title", sa.String(200), nullable=True),
+    # False only for meetings an administrator policy allowed without end-to-end encryption.
+    sa.Column("e2ee", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     # When the meeting closes if nobody joins; NULL while somebody is in it.
     sa.Column("closes_at", UTCDateTime(), nullable=True, index=True),
     sa.Column("closed_at", UTCDateTime(), nullable=True),
+)
+
+
+# --- identity: accounts, single sign-on links, password resets, sessions -----------------
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    # The sign-in name of a local account; NULL for accounts created by single sign-on.
+    sa.Column("username", sa.String(100), nullable=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=True),  # argon2id, PHC string
+    sa.Column("must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("totp_secret", sa.LargeBinary(64), nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger(), nullable=True),  # replay protection
+    sa.Column("is_admin", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("disabled_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("username", name="uq_accounts_username"),
+)
+
+oidc_links = sa.Table(
+    "oidc_links",
+    metadata,
+    sa.Column("issuer", sa.String(255), primary_key=True),
+    sa.Column("subject", sa.String(255), primary_key=True),  # the id token's "sub"
+    sa.Column(
+        "account_id",
+        sa.String(32),
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+password_resets = sa.Table(
+    "password_resets",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # SHA-256 hex of the token
+    sa.Column(
+        "account_id",
+        sa.String(32),
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),  # SHA-256 hex of the cookie value
+    sa.Column(
+        "account_id",
+        sa.String(32),
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=True,  # NULL: not signed in (yet), e.g. between password and TOTP
+        index=True,
+    ),
+    sa.Column("auth_method", sa.String(20), nullable=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("data", sa.JSON(), nullable=False),  # sign-in in progress (TOTP step, OIDC)
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False, index=True),
 )
