@@ -235,6 +235,105 @@ class TestingSettings(BaseModel):
         return self
 
 
+class IdentitySettings(BaseModel):
+    """Accounts and sessions (docs/operations.md, "Accounts and sign-in")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_idle_seconds: int = Field(
+        default=8 * 3600,
+        ge=60,
+        description="a session ends after this many seconds without a request",
+    )
+    session_absolute_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="a session ends this many seconds after sign-in, however active",
+    )
+    cookie_name: str = Field(
+        default="incamera_session",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="name of the session cookie; on https the __Host- prefix is added",
+    )
+    signin_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="failed sign-ins allowed per account and network address within "
+        "signin_window_seconds before further attempts are refused",
+    )
+    signin_window_seconds: int = Field(
+        default=900, ge=1, description="the window of signin_attempts, in seconds"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IdentitySettings:
+        if self.session_idle_seconds > self.session_absolute_seconds:
+            raise ValueError(
+                "identity.session_idle_seconds is above identity.session_absolute_seconds"
+            )
+        return self
+
+
+class OidcSettings(BaseModel):
+    """Single sign-on with OpenID Connect; off unless ``issuer`` is set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str | None = Field(
+        default=None,
+        description="issuer URL of the OpenID Connect provider, e.g. "
+        "https://login.example.org/realms/staff (its /.well-known/openid-configuration is "
+        "read); single sign-on is off when unset",
+    )
+    client_id: str | None = Field(
+        default=None, description="client id registered for incamera at the provider"
+    )
+    client_secret: str | None = Field(
+        default=None,
+        description="client secret registered for incamera at the provider (prefer the "
+        "environment variable or a TOML file readable only by the server)",
+    )
+    scopes: str = Field(
+        default="openid profile email",
+        description="scopes requested, separated by spaces (openid is always included)",
+    )
+    provider_name: str = Field(
+        default="single sign-on",
+        max_length=60,
+        description='shown on the sign-in button: "Sign in with <provider_name>"',
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_shape(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        value = value.strip()  # kept exactly: id tokens must name the same issuer
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"oidc.issuer {value!r} must be an https:// URL")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError(
+                f"oidc.issuer {value!r}: plain http is allowed only on a loopback address "
+                "(tests, development); use https"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(f"oidc.issuer {value!r} must not have a query or fragment")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> OidcSettings:
+        if self.issuer is not None and not (self.client_id and self.client_secret):
+            raise ValueError("oidc.issuer is set: oidc.client_id and oidc.client_secret are needed")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.issuer is not None
+
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -282,6 +381,8 @@ class Settings(BaseSettings):
     meetings: MeetingSettings = Field(default_factory=MeetingSettings)
     e2ee: E2eeSettings = Field(default_factory=E2eeSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
 
     @classmethod
     def settings_customise_sources(
