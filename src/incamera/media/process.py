@@ -55,6 +55,7 @@ class WorkerConfig:
     port: int
     announced_ips: tuple[str, ...] = ()
     allowed_remote_networks: tuple[str, ...] = ()
+    tap_path: str | None = None  # test-only: media/tap.py
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, config: WorkerConfig) -> None:
@@ -88,6 +89,7 @@ async def _serve(conn: multiprocessing.connection.Connection, config: WorkerConf
         config.announced_ips,
         emit,
         allowed_remote_networks=config.allowed_remote_networks,
+        tap_path=config.tap_path,
     )
     await worker.start()
     extra: dict[str, Callable[..., Any]] = {"cpu_seconds": time.process_time}

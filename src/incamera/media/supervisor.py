@@ -39,6 +39,7 @@ class Supervisor:
         announced_ips: tuple[str, ...] = (),
         on_event: Callable[[int, object], None] | None = None,
         allowed_remote_networks: tuple[str, ...] = (),
+        tap_path: str | None = None,
     ) -> None:
         count = workers or os.cpu_count() or 1
         if port_max - port_min + 1 < count:
@@ -47,7 +48,9 @@ class Supervisor:
             )
         self._on_event = on_event or (lambda worker_id, event: None)
         self.configs = [
-            WorkerConfig(i, listen_ip, port_min + i, announced_ips, allowed_remote_networks)
+            WorkerConfig(
+                i, listen_ip, port_min + i, announced_ips, allowed_remote_networks, tap_path
+            )
             for i in range(count)
         ]
         self.workers: dict[int, WorkerClient] = {}

@@ -30,6 +30,7 @@ from .errors import MediaError, ParseError
 from .ice import IceLiteAgent, IceResult, IceState
 from .producer import TWCC_OFFSET, Producer, ProducerStream
 from .srtp import SrtpError, SrtpSession, protect_error, srtp_protect_raw
+from .tap import MediaTap
 from .udp_batch import IOV_LEN_OFFSET, IOV_SIZE, MMSG_SIZE, pack_iov_len, pack_name
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Transport:
     ) -> None:
         self.id = transport_id
         self.router_id = router_id
+        self.tap: MediaTap | None = None  # test-only (media/tap.py)
         self.ice = IceLiteAgent()
         self.dtls = DtlsEndpoint(certificate, DtlsRole.SERVER)
         self.dtls.start()
@@ -231,6 +233,8 @@ class Transport:
                 return
         self._twcc_media_ssrc = ssrc
         producer, stream, is_rtx = entry
+        if self.tap is not None:
+            self.tap.record(plain, is_rtx)
         producer.receive(stream, plain, is_rtx, now)
 
     def _resolve_ssrc(

@@ -42,6 +42,7 @@ from .producer import Producer
 from .router import Router
 from .rtp_parameters import Encoding, ExtensionUri, MediaKind, RtpParameters
 from .srtp import buffer_pointer
+from .tap import MediaTap
 from .transport import Transport
 from .udp_batch import BatchUdp, PlainUdp, open_batch_io
 
@@ -86,8 +87,11 @@ class Worker:
         emit: Callable[[object], None] | None = None,
         certificate: Certificate | None = None,
         allowed_remote_networks: tuple[str, ...] = (),
+        tap_path: str | None = None,
     ) -> None:
         self.worker_id = worker_id
+        # Test-only: record every forwarded packet (media/tap.py).
+        self.tap = MediaTap(tap_path) if tap_path else None
         # Where peers may connect from (CIDRs; empty: anywhere). A check from elsewhere is
         # dropped without an answer, so the worker never sends to such an address.
         self.allowed_networks = tuple(
@@ -154,6 +158,8 @@ class Worker:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+        if self.tap is not None:
+            self.tap.close()
 
     @property
     def address(self) -> Address:
@@ -260,6 +266,8 @@ class Worker:
                 self.counters.internal_errors += 1
 
     def tick(self, now: float) -> None:
+        if self.tap is not None:
+            self.tap.flush()
         for transport in list(self.transports.values()):
             transport.tick(now)
         elapsed = now - self._busy_window_start
@@ -335,6 +343,7 @@ class Worker:
             self._slot_pointers,
             self._request_flush,
         )
+        transport.tap = self.tap
         self.transports[transport_id] = transport
         router.transports[transport_id] = transport
         self._by_ufrag[transport.ice.ufrag] = transport

@@ -51,6 +51,15 @@ def sweep_interval(policy: ClosePolicy) -> float:
     return max(1.0, min(30.0, policy.empty_grace.total_seconds() / 4))
 
 
+def _tap_path(settings: Settings) -> str | None:
+    """The test-only media tap's file (needs ``testing.hooks``; see media/tap.py)."""
+    tap = settings.testing.media_tap_path
+    if tap is None or not settings.testing.hooks:
+        return None
+    log.warning("TEST HOOK: the media workers record every forwarded packet", path=str(tap))
+    return str(tap)
+
+
 @contextlib.asynccontextmanager
 async def media_plane(app: Starlette) -> AsyncIterator[None]:
     """Start the media plane with the server and stop it with the server.
@@ -82,6 +91,7 @@ async def media_plane(app: Starlette) -> AsyncIterator[None]:
         announced_ips=tuple(media.announced_ips),
         on_event=on_event,
         allowed_remote_networks=tuple(media.allowed_remote_networks),
+        tap_path=_tap_path(context.settings),
     )
     await supervisor.start()
     context.media = supervisor
