@@ -22,3 +22,6 @@ export {
 } from "ts-mls";
 export { defaultClientConfig } from "ts-mls/clientConfig.js";
 export { decodeRatchetTree, encodeRatchetTree } from "ts-mls/ratchetTree.js";
+// Application messages are opened with the lower-level call so that the sender's leaf (whose
+// signature verified) is known; processPrivateMessage returns only the data.
+export { unprotectPrivateMessage } from "ts-mls/messageProtection.js";
