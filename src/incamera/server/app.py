@@ -33,7 +33,7 @@ from incamera.signalling.conferences import Conferences
 from incamera.signalling.endpoint import websocket_endpoint
 from incamera.store import Database, MeetingStore
 
-from . import api
+from . import api, auth_routes
 from .context import ServerContext
 from .logs import redact_path
 from .meetings import ClosePolicy, is_meeting_id
@@ -243,6 +243,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     routes = [
         *api.routes,
+        *auth_routes.routes,
         WebSocketRoute("/api/meetings/{meeting_id}/ws", websocket_endpoint),
         Route("/m/{meeting_id}", meeting_page, methods=["GET", "HEAD"]),
         Mount("/", app=StaticFiles(directory=WEB_DIR, html=True), name="web"),
