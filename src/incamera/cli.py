@@ -15,6 +15,7 @@ COMMANDS = {
 BENCHMARKS = {
     "forward": ("incamera.bench.forward", "SFU forwarding rate with real ICE/DTLS/SRTP sessions"),
     "join": ("incamera.bench.join", "meeting link to first remote video frame, headless Chromium"),
+    "e2ee": ("incamera.bench.e2ee", "MLS cost of joining: time to keys, message sizes"),
 }
 
 

@@ -93,6 +93,11 @@ test("create, add two in one commit: everyone agrees on epoch, exporter secret, 
   assert.deepEqual(views[1], views[0]);
   assert.deepEqual(views[2], views[0]);
   assert.equal((await alice.exportSframeEpochSecret()).length, 32);
+  // RFC 9605 §5.2 length (AEAD.Nk = 16 for suite 0x0004): a different export, also agreed.
+  const short = hex(await alice.exportSframeEpochSecret(16));
+  assert.equal(short.length, 32);
+  assert.equal(hex(await carol.exportSframeEpochSecret(16)), short);
+  assert.notEqual(views[0].secret.slice(0, 32), short);
   assert.match(views[0].code, /^\d{5} \d{5} \d{5} \d{5}$/);
   assert.equal(views[0].code, securityCodeFrom(fromBase64Url(toBase64Url(await bob.epochAuthenticator()))));
   assert.equal(out.epoch, 0);

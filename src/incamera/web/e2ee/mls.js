@@ -20,7 +20,7 @@ import * as M from "../vendor/ts-mls.js";
 
 export const CIPHER_SUITE = "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519";
 export const SFRAME_EXPORTER_LABEL = "SFrame 1.0 Base Key";
-export const SFRAME_EPOCH_SECRET_LENGTH = 32; // Nh of SHA-256 (RFC 9605 §5.2, suite 0x0004)
+export const SFRAME_EPOCH_SECRET_LENGTH = 32; // the agreed design (e2ee-protocol); RFC 9605 §5.2 says AEAD.Nk
 
 /**
  * @typedef {{name: string, deviceKey: Uint8Array | string}} RosterEntry
@@ -491,19 +491,16 @@ export class MlsMember {
   }
 
   /**
-   * sframe_epoch_secret = MLS-Exporter("SFrame 1.0 Base Key", "", 32) of the confirmed epoch
-   * (RFC 9605 §5.2).
+   * MLS-Exporter("SFrame 1.0 Base Key", "", length) of the confirmed epoch (RFC 9605 §5.2).
+   * The default length, 32, is the agreed design's; RFC 9605 §5.2 exports AEAD.Nk bytes
+   * (16 for suite 0x0004) and uses them as the base_key: pass that length to follow it.
+   * @param {number} [length]
    * @returns {Promise<Uint8Array>}
    */
-  async exportSframeEpochSecret() {
+  async exportSframeEpochSecret(length = SFRAME_EPOCH_SECRET_LENGTH) {
     const state = this.#activeState();
-    return M.mlsExporter(
-      state.keySchedule.exporterSecret,
-      SFRAME_EXPORTER_LABEL,
-      new Uint8Array(0),
-      SFRAME_EPOCH_SECRET_LENGTH,
-      this.#cs,
-    );
+    if (!Number.isInteger(length) || length < 1 || length > 255 * 32) throw new RangeError("bad length");
+    return M.mlsExporter(state.keySchedule.exporterSecret, SFRAME_EXPORTER_LABEL, new Uint8Array(0), length, this.#cs);
   }
 
   /**
