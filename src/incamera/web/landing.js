@@ -66,3 +66,40 @@ function joinByLink(event) {
 $("create").addEventListener("click", createMeeting);
 $("copy").addEventListener("click", copyLink);
 $("join-form").addEventListener("submit", joinByLink);
+
+// "Sign in", or "Signed in as X · Sign out" (a form carrying the session's CSRF token).
+async function showAccount() {
+  const bar = $("account");
+  let me;
+  try {
+    const response = await fetch("/api/me", { credentials: "same-origin" });
+    me = await response.json();
+  } catch (err) {
+    return;
+  }
+  if (me.kind !== "account") {
+    const link = document.createElement("a");
+    link.href = "/signin";
+    link.id = "signin-link";
+    link.textContent = "Sign in";
+    bar.replaceChildren(link);
+    return;
+  }
+  const who = document.createElement("span");
+  who.id = "signed-in-as";
+  who.textContent = `Signed in as ${me.display_name}`;
+  const form = document.createElement("form");
+  form.method = "post";
+  form.action = "/signout";
+  const token = document.createElement("input");
+  token.type = "hidden";
+  token.name = "csrf_token";
+  token.value = me.csrf_token;
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.textContent = "Sign out";
+  form.append(token, button);
+  bar.replaceChildren(who, document.createTextNode(" · "), form);
+}
+
+showAccount();
