@@ -13,14 +13,17 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+import pytest
 import pytest_asyncio
 import uvicorn
 from anyio import to_thread
+from playwright.async_api import async_playwright
 
 from incamera.config import load_settings
 from incamera.server.app import create_app
 from incamera.server.context import ServerContext
 from incamera.store.accounts import AccountStore
+from support.browser import CHROMIUM_FLAGS, find_chromium
 from support.oidc_provider import OidcProvider, ProviderFactory
 
 
@@ -152,3 +155,44 @@ async def test_wrong_password_at_the_provider_signs_nobody_in(sso: SsoSetup):
         page = await provider_login(client, sso, "alice", "wrong")
         assert page.status_code == 200 and "Wrong username or password." in page.text
         assert (await client.get(f"{sso.origin}/api/me")).json()["kind"] == "guest"
+
+
+@pytest.mark.browser
+async def test_sign_in_with_the_provider_in_chromium(sso: SsoSetup):
+    """A person clicks "Sign in", then "Sign in with Test IdP", types their password on the
+    provider's page and is back on the landing page, signed in; then signs out."""
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium binary")
+    problems: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable, args=list(CHROMIUM_FLAGS), headless=True
+        )
+        try:
+            page = await browser.new_page()
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+            )
+            await page.goto(f"{sso.origin}/")
+            await page.get_by_role("link", name="Sign in").click()
+            await page.get_by_role("link", name="Sign in with Test IdP").click()
+            await page.wait_for_url(f"{sso.provider.issuer}/interaction/**")
+            await page.get_by_label("Username").fill("alice")
+            await page.get_by_label("Password").fill("alice-password-1")
+            await page.get_by_role("button", name="Continue").click()
+            await page.wait_for_url(f"{sso.origin}/")
+            signed_in = page.locator("#signed-in-as")
+            await signed_in.wait_for(state="visible")
+            assert await signed_in.text_content() == "Signed in as Alice Anders"
+            cookies = await page.context.cookies(sso.origin)
+            session = next(c for c in cookies if c["name"] == "incamera_session")
+            assert session["httpOnly"] and session["sameSite"] == "Lax"
+
+            await page.get_by_role("button", name="Sign out").click()
+            await page.get_by_role("link", name="Sign in").wait_for(state="visible")
+        finally:
+            await browser.close()
+    assert problems == []
