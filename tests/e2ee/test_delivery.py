@@ -443,8 +443,12 @@ def test_all_members_disconnected_is_not_an_empty_group() -> None:
     h.clock.t += ADD_INTERVAL
     assert tasks(h.join("bo")) == []  # nobody can commit now
     assert h.ds.epoch == 0
+    h.clock.t += UPDATE_AFTER
+    assert h.ds.next_deadline() is None  # no timer either
+    assert h.ds.poll() == []
     sends = h.ds.reconnected("ann")
     assert tasks(sends) == [("ann", Task(add=(("bo", h.kps["bo"]),), epoch=0))]
+    assert h.ds.next_deadline() == h.clock.t + TASK_TIMEOUT
 
 
 def test_skipped_participants_stay_outside() -> None:

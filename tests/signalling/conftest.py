@@ -40,9 +40,13 @@ class LiveServer:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def new_meeting(self) -> str:
-        """Create a meeting; returns its link on this server (``http://127.0.0.1:P/m/<id>``)."""
-        response = await self.http.post("/api/meetings")
+    async def new_meeting(self, *, e2ee: bool = True) -> str:
+        """Create a meeting; returns its link on this server (``http://127.0.0.1:P/m/<id>``).
+
+        ``e2ee=False``: a meeting without end-to-end encryption (the test servers allow it),
+        where the plain ``chat`` message works.
+        """
+        response = await self.http.post("/api/meetings", json={"e2ee": e2ee})
         assert response.status_code == 201, response.text
         return f"{self.base}/m/{response.json()['id']}"
 
@@ -64,10 +68,24 @@ async def serve(app: Starlette) -> tuple[uvicorn.Server, asyncio.Task[None], int
 
 @pytest_asyncio.fixture
 async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    async for server in _live_server(tmp_path, hooks=False):
+        yield server
+
+
+@pytest_asyncio.fixture
+async def hooks_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """``live_server`` with ``testing.hooks`` on (``hello.test_skip_mls`` accepted)."""
+    async for server in _live_server(tmp_path, hooks=True):
+        yield server
+
+
+async def _live_server(tmp_path: Path, *, hooks: bool) -> AsyncIterator[LiveServer]:
     base = free_udp_port_range(1)
     overrides: dict[str, Any] = {
         "data_dir": str(tmp_path / "data"),
         "media": {"workers": 1, "port_min": base, "port_max": base},
+        "e2ee": {"allow_unencrypted": True},
+        "testing": {"hooks": hooks},
     }
     app = create_app(load_settings(None, overrides))
     server, task, port = await serve(app)

@@ -81,7 +81,7 @@ async def test_foreign_origin_is_refused_before_the_upgrade(live_server: LiveSer
 
 
 async def test_bad_messages_get_errors_and_the_session_carries_on(live_server: LiveServer) -> None:
-    link = await live_server.new_meeting()
+    link = await live_server.new_meeting(e2ee=False)
     ann = await SignallingClient.join(link, "Ann")
     bo = await SignallingClient.join(link, "Bo")
     try:
@@ -117,7 +117,7 @@ async def test_bad_messages_get_errors_and_the_session_carries_on(live_server: L
 
 
 async def test_chat_arrives_in_order_to_everybody_with_history(live_server: LiveServer) -> None:
-    link = await live_server.new_meeting()
+    link = await live_server.new_meeting(e2ee=False)
     clients = [await SignallingClient.join(link, name) for name in ("Ann", "Bo", "Cy")]
     try:
         texts = [f"{c.participant.name} {i}" for i in range(10) for c in clients]  # type: ignore[union-attr]
@@ -190,7 +190,7 @@ async def test_flooding_is_rate_limited_without_ending_the_session(
 async def test_resume_after_a_dropped_socket_keeps_the_participant(
     live_server: LiveServer,
 ) -> None:
-    link = await live_server.new_meeting()
+    link = await live_server.new_meeting(e2ee=False)
     ann = await SignallingClient.join(link, "Ann")
     bo = await SignallingClient.join(link, "Bo")
     try:

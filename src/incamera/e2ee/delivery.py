@@ -189,8 +189,8 @@ class GroupDelivery:
         """When :meth:`poll` has something to do (None: nothing is timed)."""
         if self._outstanding is not None:
             return self._outstanding.deadline
-        if self.epoch is None:
-            return None
+        if self.epoch is None or not self._connected_members():
+            return None  # nothing can happen until somebody joins, sends or reconnects
         times = [self._last_change + UPDATE_AFTER]
         if self._last_commit is not None and self._pending_adds():
             times.append(self._last_commit + ADD_INTERVAL)

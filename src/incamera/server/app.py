@@ -263,5 +263,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.context = context
-    app.state.conferences = Conferences(context.registry, lambda: context.media)
+    app.state.conferences = Conferences(
+        context.registry, lambda: context.media, test_hooks=settings.testing.hooks
+    )
     return app

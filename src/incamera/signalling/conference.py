@@ -24,6 +24,18 @@ from typing import Protocol
 
 import structlog
 
+from incamera.e2ee.delivery import (
+    GROUP_ID_BYTES,
+    CommitOut,
+    DeliveryError,
+    GroupDelivery,
+    KeyPackageRefused,
+    MessageOut,
+    Outgoing,
+    Send,
+    Task,
+    WelcomeOut,
+)
 from incamera.media.api import DtlsParameters, TransportInfo, TransportState
 from incamera.media.errors import MediaError
 from incamera.media.process import WorkerClient
@@ -114,7 +126,7 @@ class Member:
         return [t.id for t in (self.send_transport, self.recv_transport) if t is not None]
 
 
-def participant_model(p: RoomParticipant) -> m.Participant:
+def participant_model(p: RoomParticipant, device_key: bytes | None = None) -> m.Participant:
     return m.Participant(
         id=p.id,
         name=p.name,
@@ -123,7 +135,37 @@ def participant_model(p: RoomParticipant) -> m.Participant:
         hand_raised=p.hand_raised,
         screen_sharing=p.screen_sharing,
         reconnecting=p.reconnecting,
+        device_key=m.b64encode(device_key) if device_key is not None else None,
     )
+
+
+def mls_message(item: Outgoing) -> m.Message:
+    """The signalling message for one thing the MLS delivery service sends."""
+    match item:
+        case Task():
+            return m.MlsTask(
+                create=item.create,
+                add=[
+                    m.MlsAdd(participant=pid, key_package=m.b64encode(kp)) for pid, kp in item.add
+                ],
+                remove=list(item.remove),
+                update=item.update,
+                epoch=item.epoch,
+            )
+        case CommitOut():
+            return m.MlsCommitPosted(
+                epoch=item.epoch, commit=m.b64encode(item.commit), sender=item.sender
+            )
+        case WelcomeOut():
+            return m.MlsWelcome(
+                epoch=item.epoch,
+                welcome=m.b64encode(item.welcome),
+                ratchet_tree=m.b64encode(item.ratchet_tree),
+            )
+        case MessageOut():
+            return m.MlsMessagePosted(sender=item.sender, message=m.b64encode(item.message))
+        case KeyPackageRefused():
+            return m.Error(code="bad_mls", reason=item.reason)
 
 
 def chat_model(entry: ChatEntry) -> m.ChatMessage:
@@ -150,6 +192,8 @@ class Conference:
         on_member_gone: Callable[[Conference, str], Awaitable[None]],
         resume_window: float = RESUME_WINDOW,
         version: int = 1,
+        *,
+        e2ee: bool = True,
     ) -> None:
         self.meeting_id = meeting_id
         self.router_id = router_id
@@ -167,6 +211,12 @@ class Conference:
         self._by_transport: dict[str, Member] = {}
         self._dirty: set[Member] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # End-to-end encryption: the meeting's MLS group and its delivery service.
+        self.e2ee = e2ee
+        self.delivery: GroupDelivery | None = None
+        if e2ee:
+            self.delivery = GroupDelivery(secrets.token_bytes(GROUP_ID_BYTES), time.monotonic)
+        self._mls_timer: asyncio.TimerHandle | None = None
 
     @property
     def idle(self) -> bool:
@@ -179,22 +229,32 @@ class Conference:
             if member is not exclude:
                 member.send(message)
 
+    def _model(self, participant: RoomParticipant) -> m.Participant:
+        key = self.delivery.device_key(participant.id) if self.delivery is not None else None
+        return participant_model(participant, key)
+
     def _updated(self, member: Member, *, exclude_self: bool = False) -> None:
         participant = self.room.participants.get(member.id)
         if participant is not None:
             self.broadcast(
-                m.ParticipantUpdated(participant=participant_model(participant)),
+                m.ParticipantUpdated(participant=self._model(participant)),
                 exclude=member if exclude_self else None,
             )
 
     def _welcome(self, member: Member, resumed: bool) -> m.Welcome:
+        e2ee = None
+        if self.delivery is not None:
+            e2ee = m.E2eeInfo(
+                group_id=m.b64encode(self.delivery.group_id), epoch=self.delivery.epoch
+            )
         return m.Welcome(
             version=self.version,
-            participant=participant_model(self.room.get(member.id)),
+            participant=self._model(self.room.get(member.id)),
             resume_token=member.resume_token,
             resumed=resumed,
-            participants=[participant_model(p) for p in self.room.others(member.id)],
+            participants=[self._model(p) for p in self.room.others(member.id)],
             chat=[chat_model(e) for e in self.room.chat_history()],
+            e2ee=e2ee,
         )
 
     def _spawn(self, coro: Awaitable[None]) -> None:
@@ -210,8 +270,14 @@ class Conference:
 
     # -- membership ------------------------------------------------------------------------
 
-    async def join(self, participant_id: str, name: str, outbox: Outbox) -> Member:
-        """A new participant: welcome, announce, then offer it every existing track."""
+    async def join(
+        self, participant_id: str, name: str, outbox: Outbox, *, skip_mls: bool = False
+    ) -> Member:
+        """A new participant: welcome, announce, then offer it every existing track.
+
+        ``skip_mls`` (a test hook) keeps it outside the MLS group: it gets media as usual,
+        but its key package is never handed to a committer.
+        """
         async with self._lock:
             if self.closed:
                 raise SignallingError("the meeting's media session ended", "internal")
@@ -221,11 +287,13 @@ class Conference:
                 outbox=outbox,
             )
             participant = self.room.join(member.id, name)
+            if self.delivery is not None:
+                self._mls(self.delivery.join(member.id, skip=skip_mls))
             self.members[member.id] = member
             self._by_token[member.resume_token] = member
             outbox.send(self._welcome(member, resumed=False))
             self.broadcast(
-                m.ParticipantJoined(participant=participant_model(participant)), exclude=member
+                m.ParticipantJoined(participant=self._model(participant)), exclude=member
             )
             if self.active_speaker is not None:
                 outbox.send(m.ActiveSpeaker(id=self.active_speaker))
@@ -257,6 +325,8 @@ class Conference:
                 self._updated(member, exclude_self=True)
             if self.active_speaker is not None:
                 outbox.send(m.ActiveSpeaker(id=self.active_speaker))
+            if self.delivery is not None:  # MLS messages kept while it was away
+                self._mls(self.delivery.reconnected(member.id))
             # Offers or answers may have been lost with the old socket: always offer afresh
             # (the receive pc is the same, so this is a no-op renegotiation at worst).
             member.offer_outstanding = False
@@ -273,6 +343,8 @@ class Conference:
         member.outbox = None
         if self.room.set_reconnecting(member.id, True):
             self._updated(member)
+        if self.delivery is not None:
+            self._mls(self.delivery.disconnected(member.id))
         loop = asyncio.get_running_loop()
         member.expiry = loop.call_later(
             self._resume_window, lambda: self._spawn(self.leave(member, expired=True))
@@ -298,6 +370,8 @@ class Conference:
                 if self.active_speaker == member.id:
                     self.active_speaker = None
                     self.broadcast(m.ActiveSpeaker(id=None))
+                if self.delivery is not None:  # a member is removed by the next commit
+                    self._mls(self.delivery.leave(member.id))
                 self._flush()
             log.info("participant left", expired=expired, participants=len(self.members))
         await self._on_member_gone(self, member.id)
@@ -314,6 +388,7 @@ class Conference:
         """The router is gone (its worker died): end every session. Returns the ids."""
         async with self._lock:
             self.closed = True
+            self._cancel_mls_timer()
             gone = list(self.members.values())
             for member in gone:
                 if member.expiry is not None:
@@ -327,6 +402,7 @@ class Conference:
     def shutdown(self) -> None:
         """The server stops: close every socket, cancel every timer."""
         self.closed = True
+        self._cancel_mls_timer()
         for member in self.members.values():
             if member.expiry is not None:
                 member.expiry.cancel()
@@ -580,8 +656,100 @@ class Conference:
         self._updated(member)
 
     def chat(self, member: Member, text: str) -> None:
+        if self.e2ee:
+            raise SignallingError(
+                "this meeting is end-to-end encrypted: chat goes in mls_message", "e2ee_required"
+            )
         entry = self.room.post(member.id, text, time.time())
         self.broadcast(m.ChatPosted(message=chat_model(entry)))
+
+    async def key_frame(self, member: Member, mid: str) -> None:
+        """Ask the sender of the track on receive m-line ``mid`` for a key frame."""
+        async with self._lock:
+            consumed = member.by_mid.get(mid)
+            if consumed is None:
+                raise SignallingError(f"no track with mid {mid!r}", "bad_message")
+            await self.worker.request_keyframe(consumed.consumer_id)
+
+    # -- end-to-end encryption: the MLS delivery service -----------------------------------
+
+    def _delivery(self) -> GroupDelivery:
+        if self.delivery is None:
+            raise SignallingError("this meeting is not end-to-end encrypted", "not_e2ee")
+        return self.delivery
+
+    @staticmethod
+    def _decode(text: str) -> bytes:
+        try:
+            return m.b64decode(text)
+        except ValueError:
+            raise SignallingError("not base64url", "bad_message") from None
+
+    @staticmethod
+    def _refused(call: Callable[[], list[Send]]) -> list[Send]:
+        try:
+            return call()
+        except DeliveryError as error:
+            raise SignallingError(error.reason, error.code) from None
+
+    def mls_key_package(self, member: Member, key_package: str, device_key: str) -> None:
+        delivery = self._delivery()
+        kp, key = self._decode(key_package), self._decode(device_key)
+        before = delivery.device_key(member.id)
+        sends = self._refused(lambda: delivery.key_package(member.id, kp, key))
+        if delivery.device_key(member.id) != before:
+            self._updated(member)  # everyone learns its device key before it is added
+        self._mls(sends)
+
+    def mls_create(self, member: Member, group_info: str, ratchet_tree: str) -> None:
+        delivery = self._delivery()
+        info, tree = self._decode(group_info), self._decode(ratchet_tree)
+        self._mls(self._refused(lambda: delivery.create(member.id, info, tree)))
+
+    def mls_commit(self, member: Member, request: m.MlsCommit) -> None:
+        delivery = self._delivery()
+        commit = self._decode(request.commit)
+        welcome = self._decode(request.welcome) if request.welcome is not None else None
+        info, tree = self._decode(request.group_info), self._decode(request.ratchet_tree)
+        sends = self._refused(
+            lambda: delivery.commit(
+                member.id, commit, welcome, info, tree, request.added, request.removed
+            )
+        )
+        self._mls(sends)
+
+    def mls_message(self, member: Member, message: str) -> None:
+        delivery = self._delivery()
+        data = self._decode(message)
+        self._mls(self._refused(lambda: delivery.message(member.id, data)))
+
+    def _mls(self, sends: list[Send]) -> None:
+        """Deliver what the delivery service sends, then re-arm its timer."""
+        for participant_id, item in sends:
+            member = self.members.get(participant_id)
+            if member is not None:
+                member.send(mls_message(item))
+        self._arm_mls_timer()
+
+    def _arm_mls_timer(self) -> None:
+        self._cancel_mls_timer()
+        if self.delivery is None or self.closed:
+            return
+        deadline = self.delivery.next_deadline()
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - self.delivery.now())
+        self._mls_timer = asyncio.get_running_loop().call_later(delay, self._poll_mls)
+
+    def _poll_mls(self) -> None:
+        self._mls_timer = None
+        if self.delivery is not None and not self.closed:
+            self._mls(self.delivery.poll())
+
+    def _cancel_mls_timer(self) -> None:
+        if self._mls_timer is not None:
+            self._mls_timer.cancel()
+            self._mls_timer = None
 
     # -- media-plane events ----------------------------------------------------------------
 

@@ -34,10 +34,12 @@ class Conferences:
         registry: MeetingRegistry,
         media: Callable[[], Supervisor | None],
         resume_window: float = RESUME_WINDOW,
+        test_hooks: bool = False,
     ) -> None:
         self._registry = registry
         self._media = media
         self.resume_window = resume_window
+        self.test_hooks = test_hooks  # TESTS ONLY: ``hello.test_skip_mls`` is accepted
         self._by_meeting: dict[str, Conference] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -48,10 +50,13 @@ class Conferences:
     def find(self, meeting_id: str) -> Conference | None:
         return self._by_meeting.get(meeting_id)
 
-    async def join(self, meeting_id: str, name: str, outbox: Outbox) -> tuple[Conference, Member]:
+    async def join(
+        self, meeting_id: str, name: str, outbox: Outbox, *, skip_mls: bool = False
+    ) -> tuple[Conference, Member]:
         """Put a new participant into a meeting (creating its conference if needed).
 
         Raises :class:`SignallingError` with ``meeting_not_found`` or ``meeting_closed``.
+        ``skip_mls`` is the test hook that keeps the participant outside the MLS group.
         """
         participant_id = new_participant_id()
         try:
@@ -68,7 +73,7 @@ class Conferences:
             await self._registry.leave(meeting_id, participant_id)
             raise
         try:
-            member = await conference.join(participant_id, name, outbox)
+            member = await conference.join(participant_id, name, outbox, skip_mls=skip_mls)
         except BaseException:
             await self._registry.leave(meeting_id, participant_id)
             raise
@@ -83,11 +88,15 @@ class Conferences:
         if supervisor is None:
             raise SignallingError("the media plane is not running", "internal")
         try:
+            e2ee = await self._registry.e2ee(meeting_id)
+        except (MeetingNotFound, MeetingClosed) as error:
+            raise self._meeting_error(error) from None
+        try:
             router_id, worker = await supervisor.create_router()
         except MediaError as error:
             raise SignallingError(f"no media router: {error}", "internal") from None
         conference = Conference(
-            meeting_id, router_id, worker, self._member_gone, self.resume_window
+            meeting_id, router_id, worker, self._member_gone, self.resume_window, e2ee=e2ee
         )
         self._by_meeting[meeting_id] = conference
         log.info("conference started", conferences=len(self._by_meeting))

@@ -18,6 +18,13 @@ ErrorCode = Literal[
     "negotiation_failed",
     "rate_limited",
     "internal",
+    # end-to-end encryption (the MLS delivery service)
+    "stale_epoch",
+    "group_exists",
+    "e2ee_required",
+    "not_e2ee",
+    "bad_mls",
+    "not_mls_member",
 ]
 
 

@@ -12,7 +12,9 @@ are taken strictly (``"1"`` is not an int, ``true`` is not ``1``).
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import unicodedata
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -25,11 +27,12 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic.functional_validators import AfterValidator
 
 from .errors import BadMessage, ErrorCode
 
 PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
-MAX_MESSAGE_CHARS = 256 * 1024  # a full SDP offer with simulcast is ~10 KB
+MAX_MESSAGE_CHARS = 1024 * 1024  # a full SDP offer is ~10 KB; MLS commits can be larger
 MAX_SDP_CHARS = 200_000
 NAME_MAX = 64
 CHAT_MAX = 2000
@@ -43,6 +46,44 @@ Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
 Mid = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Rid = Annotated[int, Field(ge=0, le=2**53 - 1)]  # exactly representable in JavaScript
+MAX_MLS_BYTES = 1 << 20  # one MLS message (incamera.e2ee.mls_framing.MAX_MESSAGE_BYTES)
+MAX_DEVICE_KEY_BYTES = 256  # an Ed25519 public key has 32
+MAX_LISTED = 1000  # participants added or removed by one commit
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def b64_length(size: int) -> int:
+    """Characters of ``size`` bytes in unpadded base64url."""
+    return (size * 4 + 2) // 3
+
+
+def _base64url(value: str) -> str:
+    if not _BASE64URL.fullmatch(value) or len(value) % 4 == 1:
+        raise ValueError("not base64url without padding")
+    return value
+
+
+def b64encode(data: bytes) -> str:
+    """Unpadded base64url, the protocol's encoding of binary values."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64decode(text: str) -> bytes:
+    """The bytes of an unpadded base64url string (already validated by the schema)."""
+    _base64url(text)
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+MlsBytes = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=b64_length(MAX_MLS_BYTES)),
+    AfterValidator(_base64url),
+]
+DeviceKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=b64_length(MAX_DEVICE_KEY_BYTES)),
+    AfterValidator(_base64url),
+]
 
 
 class Message(BaseModel):
@@ -73,6 +114,7 @@ class Participant(Message):
     hand_raised: bool = False
     screen_sharing: bool = False
     reconnecting: bool = False
+    device_key: str | None = None  # MLS signature public key (base64url), from its key package
 
 
 class ChatMessage(Message):
@@ -86,6 +128,18 @@ class ChatMessage(Message):
 class TrackInfo(Message):
     participant: Id
     source: Source
+
+
+class E2eeInfo(Message):
+    """``welcome.e2ee``: the meeting's MLS group (``epoch`` None: not created yet)."""
+
+    group_id: str
+    epoch: int | None
+
+
+class MlsAdd(Message):
+    participant: Id
+    key_package: str
 
 
 # -- client -> server ----------------------------------------------------------------------
@@ -102,6 +156,7 @@ class Hello(ClientMessage):
     ]
     name: Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX)]
     resume: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    test_skip_mls: bool | None = None  # test hook (testing.hooks): stay outside the MLS group
 
     @field_validator("name")
     @classmethod
@@ -162,8 +217,60 @@ class Hand(ClientMessage):
     raised: bool
 
 
+class KeyFrame(ClientMessage):
+    """Ask the SFU for a key frame on one receive m-line (after a key switch)."""
+
+    type: Literal["key_frame"] = "key_frame"
+    mid: Mid
+
+
+class MlsKeyPackage(ClientMessage):
+    type: Literal["mls_key_package"] = "mls_key_package"
+    key_package: MlsBytes
+    device_key: DeviceKey
+
+
+class MlsCreate(ClientMessage):
+    type: Literal["mls_create"] = "mls_create"
+    group_info: MlsBytes
+    ratchet_tree: MlsBytes
+
+
+class MlsCommit(ClientMessage):
+    """The client's ``mls_commit`` (the server's is :class:`MlsCommitPosted`)."""
+
+    type: Literal["mls_commit"] = "mls_commit"
+    commit: MlsBytes
+    welcome: MlsBytes | None = None
+    group_info: MlsBytes
+    ratchet_tree: MlsBytes
+    added: Annotated[list[Id], Field(max_length=MAX_LISTED)] = Field(default_factory=list)
+    removed: Annotated[list[Id], Field(max_length=MAX_LISTED)] = Field(default_factory=list)
+
+
+class MlsMessage(ClientMessage):
+    """The client's ``mls_message`` (the server's is :class:`MlsMessagePosted`)."""
+
+    type: Literal["mls_message"] = "mls_message"
+    message: MlsBytes
+
+
 AnyClientMessage = Annotated[
-    Hello | Leave | Ping | Publish | SubscribeAnswer | RestartIce | Layer | Mute | Chat | Hand,
+    Hello
+    | Leave
+    | Ping
+    | Publish
+    | SubscribeAnswer
+    | RestartIce
+    | Layer
+    | Mute
+    | Chat
+    | Hand
+    | KeyFrame
+    | MlsKeyPackage
+    | MlsCreate
+    | MlsCommit
+    | MlsMessage,
     Field(discriminator="type"),
 ]
 
@@ -178,6 +285,7 @@ class Welcome(Message):
     resumed: bool
     participants: list[Participant]
     chat: list[ChatMessage]
+    e2ee: E2eeInfo | None = None  # None: the meeting is NOT end-to-end encrypted
 
 
 class Error(Message):
@@ -239,6 +347,44 @@ class ChatPosted(Message):
     message: ChatMessage
 
 
+class MlsTask(Message):
+    """To the designated committer: turn this into exactly one commit (or ``mls_create``).
+
+    ``epoch``: the epoch the task is for (None with ``create``).
+    """
+
+    type: Literal["mls_task"] = "mls_task"
+    create: bool = False
+    add: list[MlsAdd] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+    update: bool = False
+    epoch: int | None = None
+
+
+class MlsCommitPosted(Message):
+    """The server's ``mls_commit``: the commit from ``epoch`` to ``epoch + 1``."""
+
+    type: Literal["mls_commit"] = "mls_commit"
+    epoch: int
+    commit: str
+    sender: str = Field(alias="from")
+
+
+class MlsWelcome(Message):
+    type: Literal["mls_welcome"] = "mls_welcome"
+    epoch: int
+    welcome: str
+    ratchet_tree: str
+
+
+class MlsMessagePosted(Message):
+    """The server's ``mls_message``: a relayed MLS application message."""
+
+    type: Literal["mls_message"] = "mls_message"
+    sender: str = Field(alias="from")
+    message: str
+
+
 AnyServerMessage = Annotated[
     Welcome
     | Error
@@ -250,7 +396,11 @@ AnyServerMessage = Annotated[
     | ParticipantUpdated
     | ActiveSpeaker
     | ConnectionQuality
-    | ChatPosted,
+    | ChatPosted
+    | MlsTask
+    | MlsCommitPosted
+    | MlsWelcome
+    | MlsMessagePosted,
     Field(discriminator="type"),
 ]
 
@@ -330,12 +480,23 @@ __all__ = [
     "ChatPosted",
     "ClientMessage",
     "ConnectionQuality",
+    "E2eeInfo",
     "Error",
     "Hand",
     "Hello",
+    "KeyFrame",
     "Layer",
     "Leave",
     "Message",
+    "MlsAdd",
+    "MlsCommit",
+    "MlsCommitPosted",
+    "MlsCreate",
+    "MlsKeyPackage",
+    "MlsMessage",
+    "MlsMessagePosted",
+    "MlsTask",
+    "MlsWelcome",
     "Mute",
     "Participant",
     "ParticipantJoined",
@@ -351,6 +512,8 @@ __all__ = [
     "SubscribeAnswer",
     "TrackInfo",
     "Welcome",
+    "b64decode",
+    "b64encode",
     "encode",
     "parse_client_message",
     "parse_server_message",

@@ -134,6 +134,16 @@ class Session:
                 await conference.mute(member, message.source, message.muted)
             case m.Chat():
                 conference.chat(member, message.text)
+            case m.KeyFrame():
+                await conference.key_frame(member, message.mid)
+            case m.MlsKeyPackage():
+                conference.mls_key_package(member, message.key_package, message.device_key)
+            case m.MlsCreate():
+                conference.mls_create(member, message.group_info, message.ratchet_tree)
+            case m.MlsCommit():
+                conference.mls_commit(member, message)
+            case m.MlsMessage():
+                conference.mls_message(member, message.message)
             case m.Hand():
                 conference.hand(member, message.raised)
             case m.Ping():
@@ -148,6 +158,8 @@ class Session:
     async def _hello(self, hello: m.Hello) -> None:
         if self.member is not None:
             raise SignallingError("already joined", "bad_message")
+        if hello.test_skip_mls is not None and not self.conferences.test_hooks:
+            raise SignallingError("test_skip_mls: test hooks are off on this server", "bad_message")
         common = set(hello.versions) & set(m.PROTOCOL_VERSIONS)
         if not common:
             raise SignallingError(
@@ -163,7 +175,7 @@ class Session:
                     return
         # No resume token or an expired one: a fresh join (``welcome.resumed`` is false).
         self.conference, self.member = await self.conferences.join(
-            self.meeting_id, hello.name, self.outbox
+            self.meeting_id, hello.name, self.outbox, skip_mls=bool(hello.test_skip_mls)
         )
 
     def closed(self) -> None:
