@@ -1,4 +1,4 @@
-"""The ``incamera`` command: ``serve`` and ``bench <name>``.
+"""The ``incamera`` command: ``serve``, ``admin <action>`` and ``bench <name>``.
 
 Each subcommand lives in its own module with its own ``main(argv)`` so that starting one
 never imports the others (the media worker must not import the web server).
@@ -11,6 +11,7 @@ import sys
 
 COMMANDS = {
     "serve": ("incamera.server.main", "run the server (web app, signalling, media workers)"),
+    "admin": ("incamera.server.admin", "accounts: create-user, reset-password, disable-user, ..."),
 }
 BENCHMARKS = {
     "forward": ("incamera.bench.forward", "SFU forwarding rate with real ICE/DTLS/SRTP sessions"),
