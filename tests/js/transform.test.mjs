@@ -99,6 +99,14 @@ test('without mimeType the codec comes from payloadTypes or the kind', async () 
   assert.equal(parseHeader(new Uint8Array(vp9.data), 0).kid, mlsKid(1, 1, 0)); // no clear prefix
 });
 
+test('a receiver passes empty frames as they are', async () => {
+  const { receiver } = await participants({ kind: 'audio', context: 0 });
+  const f = frame(new Uint8Array(), { mimeType: 'audio/opus' });
+  assert.equal(await receiver.process(f), true);
+  assert.equal(f.data.byteLength, 0);
+  assert.equal(receiver.stats.failed_auth + receiver.stats.decrypted, 0);
+});
+
 test('H.264 frames are dropped, never sent in clear', async () => {
   const { sender } = await participants();
   assert.equal(await send(sender, VP8_KEY, { mimeType: 'video/H264' }), null);
@@ -226,13 +234,13 @@ test('the hub: control messages, streams, stats and key frame requests', async (
   // Stats of live transforms: keep one open to ask for them.
   let release;
   const open = new ReadableStream({ start: (c) => (release = () => c.close()) });
-  const done = bob.attach(open, collector().writable, { role: 'recv', kind: 'audio', context: 0, mid: '5' });
+  const done = bob.attach(open, collector().writable, { role: 'recv', kind: 'audio', context: null, mid: '5' });
   await bob.handleMessage({ type: 'stats', id: 9 });
   const stats = posted.at(-1);
   assert.equal(stats.type, 'stats');
   assert.equal(stats.id, 9);
   assert.equal(stats.epoch, 3);
-  assert.deepEqual(stats.transforms['5/recv'], { role: 'recv', kind: 'audio', context: 0, mid: '5', encrypted: 0, decrypted: 0, dropped_no_key: 0, failed_auth: 0, dropped_codec: 0, errors: 0 });
+  assert.deepEqual(stats.transforms['5/recv'], { role: 'recv', kind: 'audio', context: null, mid: '5', encrypted: 0, decrypted: 0, dropped_no_key: 0, failed_auth: 0, dropped_codec: 0, errors: 0 });
   release();
   await done;
 
@@ -242,4 +250,6 @@ test('the hub: control messages, streams, stats and key frame requests', async (
   assert.match(posted.at(-1).message, /epoch 1 not installed/);
   await alice.attach(streamOf([]), collector().writable, { role: 'sideways', kind: 'video', context: 1 });
   assert.match(posted.at(-1).message, /transform not started/);
+  await alice.attach(streamOf([]), collector().writable, { role: 'send', kind: 'video', context: null });
+  assert.match(posted.at(-1).message, /bad context/);
 });

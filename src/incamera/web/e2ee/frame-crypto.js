@@ -178,7 +178,7 @@ export class FrameTransform {
   #unsubscribe;
 
   /**
-   * options: {role: 'send'|'recv', kind: 'audio'|'video', context: 0..3, mid?: string,
+   * options: {role: 'send'|'recv', kind: 'audio'|'video', context: 0..3 (null for recv), mid?: string,
    * payloadTypes?: {pt: mimeType}} (payloadTypes only for browsers whose frame metadata has
    * no mimeType). hooks: onKeyFrameNeeded(mid) when a missing receive key arrived;
    * requestKeyFrame() asks the local encoder (send) or the remote sender (recv) directly.
@@ -187,8 +187,12 @@ export class FrameTransform {
     const { role, kind, context, mid = null, payloadTypes = null } = options ?? {};
     if (!ROLES.has(role)) throw new TypeError(`bad role ${role}`);
     if (!KINDS.has(kind)) throw new TypeError(`bad kind ${kind}`);
-    if (!Number.isInteger(context) || context < 0 || context > 3) throw new TypeError(`bad context ${context}`);
-    Object.assign(this, { ring, role, kind, context, mid, payloadTypes });
+    // A receiver learns the context from each frame's KID; a sender must name its own.
+    const validContext = Number.isInteger(context) && context >= 0 && context <= 3;
+    if (!validContext && (role === 'send' || (context !== null && context !== undefined))) {
+      throw new TypeError(`bad context ${context}`);
+    }
+    Object.assign(this, { ring, role, kind, context: validContext ? context : null, mid, payloadTypes });
     this.onKeyFrameNeeded = onKeyFrameNeeded;
     this.requestKeyFrame = requestKeyFrame;
     this.stats = { encrypted: 0, decrypted: 0, dropped_no_key: 0, failed_auth: 0, dropped_codec: 0, errors: 0 };
@@ -249,6 +253,9 @@ export class FrameTransform {
   }
 
   async #receive(frame, codec) {
+    // Chromium hands receivers an empty audio frame now and then (no RTP payload): nothing
+    // to decrypt and nothing to leak, so it passes as it is.
+    if (frame.data.byteLength === 0) return true;
     try {
       const plain = await openFrame((kid) => this.ring.receiveKey(kid), codec, frame.data, this.ring.tagLength);
       frame.data = plain.buffer;
