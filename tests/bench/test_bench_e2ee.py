@@ -23,6 +23,7 @@ PER_SIZE = {
     "group_info_bytes",
     "sframe_receive_keys_ms",
     "joiner_keys_samples_ms",
+    "nonblank_parent_nodes",
     "build_seconds",
 }
 
@@ -52,15 +53,18 @@ def test_bench_e2ee_json(capsys: pytest.CaptureFixture[str]) -> None:
         assert 100 < row["group_info_bytes"] < 2000
         assert row["ratchet_tree_bytes"] > 100 * row["members"]
     assert rows[1]["ratchet_tree_bytes"] > rows[0]["ratchet_tree_bytes"]
+    assert result["tree"] == "used"
+    assert all(row["nonblank_parent_nodes"] >= 1 for row in rows)
     if result["sframe"] is None:
         assert all(row["sframe_receive_keys_ms"] > 0 for row in rows)
 
 
 def test_bench_e2ee_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert e2ee.main(["--members", "2", "--rounds", "1", "--batch", "1"]) == 0
+    assert e2ee.main(["--members", "2", "--rounds", "1", "--batch", "1", "--tree", "fresh"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert "joiner keys ms" in lines[1] and "tree B" in lines[1]
+    assert "fresh tree" in lines[0]
     assert lines[2].split()[0] == "2"
 
 

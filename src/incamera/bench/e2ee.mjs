@@ -14,7 +14,12 @@
 //   member_process_ms  an existing member (the observer) processing the same commit and
 //                      deriving the new SFrame epoch secret;
 // with the sizes of what the server relays and stores (commit, welcome, ratchet tree, group
-// info). Each round's joiner is removed again afterwards, so every round joins a group of N.
+// info). With --tree used (the default) the committer first makes one commit with an update
+// path, as any real meeting has had (a leave, the periodic update), and each round's joiner is
+// removed again afterwards (unmeasured), so every round joins such a group of N. --tree fresh
+// joins the tree that adds alone leave, whose parent nodes are all blank: joiners stay, so
+// round r joins a group of N + r - 1. ts-mls 1.6.4's parent-hash verification on
+// join costs far more once parent nodes exist (nonblank_parent_nodes says how many there are).
 // With src/incamera/web/e2ee/sframe.js present, sframe_receive_keys_ms is the time the joiner
 // then spends deriving the SFrame keys of every member's microphone and camera KID.
 
@@ -24,20 +29,23 @@ import { fileURLToPath } from "node:url";
 
 const web = new URL("../web/e2ee/", import.meta.url);
 const { MlsMember, CIPHER_SUITE, toBase64Url } = await import(new URL("mls.js", web).href);
+const { decodeRatchetTree } = await import(new URL("../vendor/ts-mls.js", web).href);
 
 function parseArgs(argv) {
-  const args = { members: [10, 100, 500], rounds: 3, batch: 50 };
+  const args = { members: [10, 100, 500], rounds: 3, batch: 50, tree: "used" };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`${flag} needs a value`);
     if (flag === "--members") args.members = value.split(",").map(Number);
     else if (flag === "--rounds") args.rounds = Number(value);
     else if (flag === "--batch") args.batch = Number(value);
+    else if (flag === "--tree") args.tree = value;
     else throw new Error(`unknown option ${flag}`);
   }
   const positive = (n) => Number.isInteger(n) && n >= 1;
   if (!args.members.every((n) => Number.isInteger(n) && n >= 2)) throw new Error("--members: integers >= 2");
   if (!positive(args.rounds) || !positive(args.batch)) throw new Error("--rounds and --batch: integers >= 1");
+  if (args.tree !== "used" && args.tree !== "fresh") throw new Error("--tree: used or fresh");
   return args;
 }
 
@@ -90,6 +98,12 @@ async function sframeReceiveKeys(sframe, epochSecret, leaves, epoch) {
   return performance.now() - start;
 }
 
+/** Parent nodes that are not blank in an encoded ratchet tree. */
+function nonblankParents(bytes) {
+  const [tree] = decodeRatchetTree(bytes, 0);
+  return tree.filter((node) => node?.nodeType === "parent").length;
+}
+
 async function measureSize(n, args, sframe) {
   const meeting = new Meeting();
   const buildStart = performance.now();
@@ -110,6 +124,13 @@ async function measureSize(n, args, sframe) {
       await observer.processCommit(out.commit);
     }
     size += count;
+  }
+  if (args.tree === "used") {
+    // A meeting where a commit with an update path has happened (anyone left, or the periodic
+    // update): its parent nodes are no longer all blank, as they are after adds alone.
+    const update = await committer.commit({ update: true });
+    await committer.confirmCommit();
+    await observer.processCommit(update.commit);
   }
   const buildSeconds = (performance.now() - buildStart) / 1000;
 
@@ -134,10 +155,12 @@ async function measureSize(n, args, sframe) {
       const leaves = joiner.members().map((m) => m.leaf);
       sframeKeysMs = await sframeReceiveKeys(sframe, joinerSecret, leaves, joiner.epoch);
     }
-    // The joiner leaves again (not measured), so that every round joins a group of N.
-    const leave = await committer.commit({ removeLeaves: [joiner.leafIndex] });
-    await committer.confirmCommit();
-    await observer.processCommit(leave.commit);
+    if (args.tree === "used") {
+      // The joiner leaves again (not measured), so that every round joins a group of N.
+      const leave = await committer.commit({ removeLeaves: [joiner.leafIndex] });
+      await committer.confirmCommit();
+      await observer.processCommit(leave.commit);
+    }
     rounds.push({
       joiner_keys_ms: t2 - t0,
       commit_ms: t1 - t0,
@@ -148,6 +171,7 @@ async function measureSize(n, args, sframe) {
       ratchet_tree_bytes: out.ratchetTree.length,
       group_info_bytes: out.groupInfo.length,
       sframe_receive_keys_ms: sframeKeysMs,
+      nonblank_parent_nodes: nonblankParents(out.ratchetTree),
     });
   }
   const pick = (key) => rounds.map((x) => x[key]);
@@ -165,6 +189,7 @@ async function measureSize(n, args, sframe) {
     group_info_bytes: Math.round(median(pick("group_info_bytes"))),
     sframe_receive_keys_ms: sframeTimes.length ? round2(median(sframeTimes)) : null,
     joiner_keys_samples_ms: pick("joiner_keys_ms").map(round2),
+    nonblank_parent_nodes: median(pick("nonblank_parent_nodes")),
     build_seconds: round2(buildSeconds),
   };
 }
@@ -178,6 +203,7 @@ process.stdout.write(
     benchmark: "e2ee",
     cipher_suite: CIPHER_SUITE,
     batch: args.batch,
+    tree: args.tree,
     node: process.version,
     sframe: probe.note,
     results,

@@ -17,9 +17,15 @@ observing member keep state), then ``--rounds`` times a new participant joins:
 - with ``web/e2ee/sframe.js``: ``sframe_receive_keys_ms``, the joiner deriving the SFrame
   keys of every member's microphone and camera from the new epoch's secret.
 
-Times are medians over the rounds (each round's joiner leaves again, unmeasured, so every
-round joins a group of N). Output: a table, or with ``--json`` one JSON object. Network
-latency is not included: add the signalling round trips to get what a person waits.
+Times are medians over the rounds. ``--tree used`` (the default) first makes one commit with
+an update path, as every real meeting has had (a leave, the periodic update), so the tree's
+parent nodes are not all blank, and each round's joiner leaves again (unmeasured), so every
+round joins such a group of N; ts-mls 1.6.4 verifies parent hashes on join in time that grows
+with N squared once parent nodes exist. ``--tree fresh`` shows the all-blank tree that adds
+alone leave (its joiners stay: round r joins N + r - 1).
+
+Output: a table, or with ``--json`` one JSON object. Network latency is not included: add
+the signalling round trips to get what a person waits.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if node is None:
         raise BenchError("Node.js (node, version 20 or later) is required")
     command = [node, str(SCRIPT), "--members", ",".join(map(str, args.members))]
-    command += ["--rounds", str(args.rounds), "--batch", str(args.batch)]
+    command += ["--rounds", str(args.rounds), "--batch", str(args.batch), "--tree", args.tree]
     load_before = os.getloadavg()[0]
     try:
         completed = subprocess.run(
@@ -95,6 +101,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--batch", type=int, default=50, help="adds per commit while building (default: 50)"
     )
+    parser.add_argument(
+        "--tree",
+        choices=("used", "fresh"),
+        default="used",
+        help="used: one commit with an update path happened before the joins, as in any "
+        "real meeting (default); fresh: only adds, every parent node blank",
+    )
     parser.add_argument("--node", help="Node.js binary (default: node on PATH)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -113,6 +126,7 @@ COLUMNS = (
     ("welcome_bytes", "welcome B", "{:d}"),
     ("ratchet_tree_bytes", "tree B", "{:d}"),
     ("group_info_bytes", "group info B", "{:d}"),
+    ("nonblank_parent_nodes", "parents", "{:d}"),
 )
 
 
@@ -121,7 +135,7 @@ def report(result: dict[str, Any]) -> str:
     rows = [[fmt.format(row[key]) for key, _, fmt in COLUMNS] for row in result["results"]]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = [
-        f"MLS join cost, {result['cipher_suite']}, median of "
+        f"MLS join cost, {result['cipher_suite']}, {result['tree']} tree, median of "
         f"{result['results'][0]['rounds']} joins per size (Node {result['node']}):",
         "  " + "  ".join(cell.rjust(width) for cell, width in zip(header, widths, strict=True)),
     ]
