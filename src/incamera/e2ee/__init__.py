@@ -1,4 +1,4 @@
-"""End-to-end encryption: SFrame (RFC 9605) media-frame protection and its MLS key scheme.
+"""End-to-end encryption (control plane side): MLS delivery and SFrame media framing.
 
-Modules: :mod:`incamera.e2ee.sframe` (SFrame header, cipher suites, keys, frame layout).
+:mod:`incamera.e2ee.sframe`: SFrame (RFC 9605) header, cipher suites, keys, frame layout.
 """
