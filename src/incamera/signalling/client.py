@@ -9,6 +9,13 @@ offers are answered by the ``on_subscribe`` callable given to :meth:`SignallingC
 The client keeps the meeting's state as the server reports it: ``participants``, ``chat``,
 ``tracks`` (receive-pc mid -> whose track), ``active_speaker``, ``quality``; every server
 message is also appended to ``received``. :meth:`wait_for` waits for a condition on them.
+
+For end-to-end encrypted meetings it carries the MLS delivery messages but does no MLS
+itself: ``e2ee`` (from ``welcome``), ``mls_tasks``, ``mls_commits``, ``mls_welcomes`` and
+``mls_messages`` collect what the server sends (base64url: ``messages.b64decode``), and
+:meth:`SignallingClient.mls_key_package`, :meth:`~SignallingClient.mls_create`,
+:meth:`~SignallingClient.mls_commit` and :meth:`~SignallingClient.mls_message` send the
+client's MLS messages as given.
 """
 
 from __future__ import annotations
@@ -74,6 +81,11 @@ class SignallingClient:
         self.tracks: dict[str, m.TrackInfo] = {}
         self.active_speaker: str | None = None
         self.quality: dict[str, str] = {}
+        self.e2ee: m.E2eeInfo | None = None
+        self.mls_tasks: list[m.MlsTask] = []
+        self.mls_commits: list[m.MlsCommitPosted] = []
+        self.mls_welcomes: list[m.MlsWelcome] = []
+        self.mls_messages: list[m.MlsMessagePosted] = []
         self.received: list[Any] = []
         self.errors: list[m.Error] = []  # errors that answer no request
         self.answered_offers = 0
@@ -99,6 +111,7 @@ class SignallingClient:
         origin: str | None = None,
         versions: tuple[int, ...] = m.PROTOCOL_VERSIONS,
         timeout: float = 10.0,
+        test_skip_mls: bool | None = None,
     ) -> SignallingClient:
         """Connect to a meeting (its link or ws URL), say hello and wait for ``welcome``.
 
@@ -107,11 +120,14 @@ class SignallingClient:
         """
         ws_url, default_origin = websocket_url(url)
         ws = await connect(
-            ws_url, origin=Origin(origin or default_origin), open_timeout=timeout, max_size=2**20
+            ws_url, origin=Origin(origin or default_origin), open_timeout=timeout, max_size=2**22
         )
         client = cls(ws, on_subscribe)
         try:
-            await client.send(m.Hello(versions=list(versions), name=name, resume=resume))
+            hello = m.Hello(
+                versions=list(versions), name=name, resume=resume, test_skip_mls=test_skip_mls
+            )
+            await client.send(hello)
             await asyncio.wait_for(asyncio.shield(client._welcomed), timeout)
         except BaseException:
             await client.close()
@@ -178,6 +194,47 @@ class SignallingClient:
 
     async def restart_ice(self) -> None:
         await self.request(m.RestartIce())
+
+    async def key_frame(self, mid: str) -> None:
+        await self.request(m.KeyFrame(mid=mid))
+
+    # -- end-to-end encryption (MLS delivery) ----------------------------------------------
+
+    async def mls_key_package(self, key_package: bytes, device_key: bytes) -> None:
+        await self.request(
+            m.MlsKeyPackage(
+                key_package=m.b64encode(key_package), device_key=m.b64encode(device_key)
+            )
+        )
+
+    async def mls_create(self, group_info: bytes, ratchet_tree: bytes) -> None:
+        await self.request(
+            m.MlsCreate(group_info=m.b64encode(group_info), ratchet_tree=m.b64encode(ratchet_tree))
+        )
+
+    async def mls_commit(
+        self,
+        commit: bytes,
+        *,
+        group_info: bytes,
+        ratchet_tree: bytes,
+        welcome: bytes | None = None,
+        added: list[str] | tuple[str, ...] = (),
+        removed: list[str] | tuple[str, ...] = (),
+    ) -> None:
+        await self.request(
+            m.MlsCommit(
+                commit=m.b64encode(commit),
+                welcome=m.b64encode(welcome) if welcome is not None else None,
+                group_info=m.b64encode(group_info),
+                ratchet_tree=m.b64encode(ratchet_tree),
+                added=list(added),
+                removed=list(removed),
+            )
+        )
+
+    async def mls_message(self, message: bytes) -> None:
+        await self.request(m.MlsMessage(message=m.b64encode(message)))
 
     async def ping(self) -> None:
         count = sum(isinstance(x, m.Pong) for x in self.received)
@@ -254,6 +311,7 @@ class SignallingClient:
         match message:
             case m.Welcome():
                 self.welcome = message
+                self.e2ee = message.e2ee
                 self.participant = message.participant
                 self.participants = {p.id: p for p in message.participants}
                 known = {c.seq for c in self.chat}
@@ -286,6 +344,14 @@ class SignallingClient:
                 self.active_speaker = message.id
             case m.ConnectionQuality():
                 self.quality[message.id] = message.quality
+            case m.MlsTask():
+                self.mls_tasks.append(message)
+            case m.MlsCommitPosted():
+                self.mls_commits.append(message)
+            case m.MlsWelcome():
+                self.mls_welcomes.append(message)
+            case m.MlsMessagePosted():
+                self.mls_messages.append(message)
             case m.Subscribe():
                 self.tracks = dict(message.tracks)
                 task = asyncio.get_running_loop().create_task(self._answer(message))
