@@ -304,3 +304,36 @@ async def test_key_frame_reaches_the_media_plane(
     finally:
         await ann.close()
         await bo.close()
+
+
+async def test_mls_messages_wait_for_a_resumed_member(live_server: LiveServer) -> None:
+    link = await live_server.new_meeting()
+    ann = await join(live_server, link, "Ann")
+    bo = await join(live_server, link, "Bo")
+    again: SignallingClient | None = None
+    try:
+        await ann.key_package()
+        await next_task(ann.client, 1)
+        await ann.client.mls_create(fake.group_info(ann.group_id, 0), fake.ratchet_tree())
+        await bo.key_package()
+        await next_task(ann.client, 2)
+        await ann.commit(0, added=(bo.id,))
+        await bo.client.wait_for(lambda c: len(c.mls_welcomes) == 1)
+        bo.client.drop()
+        await ann.client.wait_for(lambda c: c.participants[bo.id].reconnecting)
+        message = fake.private_message(ann.group_id, 1)
+        await ann.client.mls_message(message)
+        commit = await ann.commit(1)
+        again = await SignallingClient.join(link, "Bo", resume=bo.client.resume_token)
+        assert again.welcome is not None and again.welcome.resumed
+        assert again.e2ee is not None and again.e2ee.epoch == 2
+        await again.wait_for(lambda c: len(c.mls_commits) == 1)
+        kinds = [type(x) for x in again.received]
+        assert kinds.index(m.MlsMessagePosted) < kinds.index(m.MlsCommitPosted)
+        assert m.b64decode(again.mls_messages[0].message) == message
+        assert again.mls_commits[0].epoch == 1
+        assert m.b64decode(again.mls_commits[0].commit) == commit
+    finally:
+        for client in (ann.client, bo.client, again):
+            if client is not None:
+                await client.close()
