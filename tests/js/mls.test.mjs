@@ -345,5 +345,6 @@ test("malformed or misplaced input is refused with bad_mls, other groups with wr
   await rejects(newcomer.joinFromWelcome(foreign.welcome, foreign.ratchetTree), "rejected"); // not for us
   await rejects(newcomer.processCommit(foreign.commit), "no_group");
   await rejects(newcomer.commit({ update: true }), "no_group");
-  await rejects(alice.createGroup(groupId()), "pending_commit");
+  await rejects(alice.createGroup(groupId()), "in_group");
+  await rejects(alice.joinFromWelcome(foreign.welcome, foreign.ratchetTree), "in_group");
 });

@@ -44,7 +44,7 @@ export const SFRAME_EPOCH_SECRET_LENGTH = 32; // the agreed design (e2ee-protoco
  * - "rejected": the message failed verification (signature, confirmation tag, an invalid
  *   credential per the roster, a tree that does not validate, a Welcome not for us);
  * - "removed": this member has been removed from the group;
- * - "no_group": no group joined or created yet;
+ * - "no_group": no group joined or created yet; "in_group": createGroup/joinFromWelcome twice;
  * - "pending_commit" / "no_pending_commit": commit() called twice / confirm without commit.
  */
 export class MlsSessionError extends Error {
@@ -325,7 +325,7 @@ export class MlsMember {
    */
   createGroup(groupId) {
     return this.#serial(async () => {
-      if (this.#state !== null) throw new MlsSessionError("pending_commit", "already in a group");
+      if (this.#state !== null) throw new MlsSessionError("in_group", "already in a group");
       const state = await M.createGroup(groupId, this.#keyPackage, this.#privatePackage, [], this.#cs, this.#config);
       this.#state = state;
       return this.#publicGroupState(state);
@@ -444,7 +444,7 @@ export class MlsMember {
    */
   joinFromWelcome(welcomeBytes, ratchetTreeBytes = null) {
     return this.#serial(async () => {
-      if (this.#state !== null) throw new MlsSessionError("pending_commit", "already in a group");
+      if (this.#state !== null) throw new MlsSessionError("in_group", "already in a group");
       const { welcome } = decodeMessage(welcomeBytes, "mls_welcome");
       let tree;
       if (ratchetTreeBytes !== null) {
