@@ -214,3 +214,23 @@ async def test_disabled_account_cannot_sign_in(server: RunningServer):
     await to_thread.run_sync(accounts.set_disabled, account_id, True)
     refused = await sign_in(server.client, "alice", PASSWORD)
     assert refused.status_code == 403 and "disabled" in refused.text
+
+
+async def test_totp_enrolment_page(server: RunningServer):
+    await create_user(server)
+    client = server.client
+    assert (await client.get("/signin/totp")).status_code == 303  # not signed in
+    assert (await sign_in(client, "alice", PASSWORD)).status_code == 303
+    page = await client.get("/signin/totp")
+    assert page.status_code == 200
+    match = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
+    assert match and 'href="otpauth://totp/incamera:alice?' in page.text
+    secret = base64.b32decode(match.group(1) + "=" * (-len(match.group(1)) % 8))
+    token = csrf_token(page)
+    refused = await client.post("/signin/totp", data={"code": "123456"})
+    assert refused.status_code == 403
+    good = totp.code_at(secret, time.time())
+    done = await client.post("/signin/totp", data={"csrf_token": token, "code": good})
+    assert done.status_code == 200 and 'id="totp-on"' in done.text
+    account = await to_thread.run_sync(identity_of(server.app).accounts.by_username, "alice")
+    assert account.totp_secret == secret

@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from incamera.config import Settings
-from incamera.identity import csrf
+from incamera.identity import csrf, totp
 from incamera.identity.accounts import (
     AccountDisabled,
     AccountError,
@@ -248,7 +248,7 @@ def _change_form(
 
 def _signed_in_page(request: Request, session: Session, who: SignedInAccount) -> HTMLResponse:
     body = f"""<p id="signed-in">Signed in as <strong>{html.escape(who.display_name)}</strong>.</p>
-<p><a href="/">Start or join a meeting</a></p>
+<p><a href="/">Start or join a meeting</a> · <a href="/signin/totp">Second factor</a></p>
 <form method="post" action="/signout">{_hidden(csrf.FORM_FIELD, session.csrf_token)}
   <button type="submit">Sign out</button></form>"""
     return _page(request, "Signed in", body)
@@ -607,7 +607,73 @@ async def totp_confirm(request: Request) -> Response:
     return Response(status_code=204, headers=NO_STORE)
 
 
+async def totp_page(request: Request) -> Response:
+    """``GET /signin/totp``: enrol an authenticator app (signed-in local accounts)."""
+    identity = identity_of(request.app)
+    session = await current_session(request)
+    who = await principal(request)
+    if session is None or not isinstance(who, SignedInAccount):
+        return RedirectResponse("/signin", status_code=303, headers=NO_STORE)
+    account = await to_thread.run_sync(identity.accounts.get, who.account_id)
+    if account.password_hash is None:
+        body = _error("Single sign-on accounts use the second factor of their provider.")
+        return _page(request, "Second factor", body, 409)
+    enrolment = identity.accounts.begin_totp(account)
+    data = {**session.data, "totp_enrol": base64.b64encode(enrolment.secret).decode()}
+    session = await to_thread.run_sync(identity.sessions.set_data, session, data)
+    return _totp_enrol_form(request, session, enrolment.secret_base32, enrolment.uri, None, 200)
+
+
+def _totp_enrol_form(
+    request: Request, session: Session, secret: str, uri: str, error: str | None, status: int
+) -> HTMLResponse:
+    body = f"""{_error(error)}
+<p>Add this key to your authenticator app, then enter the code it shows.</p>
+<p>Key: <span class="secret" id="totp-secret">{html.escape(secret)}</span></p>
+<p>Or open: <a class="secret" id="totp-uri" href="{html.escape(uri)}">{html.escape(uri)}</a></p>
+<form class="signin-form" method="post" action="/signin/totp">
+  {_hidden(csrf.FORM_FIELD, session.csrf_token)}
+  <label>Code <input name="code" inputmode="numeric" autocomplete="one-time-code"
+    required autofocus></label>
+  <button type="submit">Turn on</button>
+</form>"""
+    return _page(request, "Second factor", body, status)
+
+
+async def totp_page_submit(request: Request) -> Response:
+    identity = identity_of(request.app)
+    form = await _read_form(request)
+    session = await current_session(request)
+    who = await principal(request)
+    if session is None or not isinstance(who, SignedInAccount):
+        return RedirectResponse("/signin", status_code=303, headers=NO_STORE)
+    pending = session.data.get("totp_enrol")
+    try:
+        csrf.check(session.csrf_token, form.get(csrf.FORM_FIELD))
+    except csrf.CsrfRejected:
+        return _page(request, "Second factor", _error("Please try again."), 403)
+    if not isinstance(pending, str):
+        return RedirectResponse("/signin/totp", status_code=303, headers=NO_STORE)
+    secret = base64.b64decode(pending)
+    try:
+        await to_thread.run_sync(
+            identity.accounts.confirm_totp, who.account_id, secret, form.get("code", "")
+        )
+    except BadCredentials as exc:
+        account = await to_thread.run_sync(identity.accounts.get, who.account_id)
+        label = account.username or account.display_name
+        uri = totp.provisioning_uri(secret, label, "incamera")
+        b32 = base64.b32encode(secret).decode().rstrip("=")
+        return _totp_enrol_form(request, session, b32, uri, str(exc), 400)
+    data = {k: v for k, v in session.data.items() if k != "totp_enrol"}
+    await to_thread.run_sync(identity.sessions.set_data, session, data)
+    body = '<p id="totp-on">The second factor is on.</p><p><a href="/">Continue</a></p>'
+    return _page(request, "Second factor", body)
+
+
 routes = [
+    Route("/signin/totp", totp_page, methods=["GET"]),
+    Route("/signin/totp", totp_page_submit, methods=["POST"]),
     Route("/signin", signin_page, methods=["GET", "HEAD"]),
     Route("/signin", signin_submit, methods=["POST"]),
     Route("/signin/reset", reset_page, methods=["GET", "HEAD"]),
