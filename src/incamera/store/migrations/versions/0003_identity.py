@@ -22,9 +22,7 @@ def upgrade() -> None:
         sa.Column("username", sa.String(100), nullable=True),
         sa.Column("display_name", sa.String(200), nullable=False),
         sa.Column("password_hash", sa.String(255), nullable=True),
-        sa.Column(
-            "must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()
-        ),
+        sa.Column("must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("totp_secret", sa.LargeBinary(64), nullable=True),
         sa.Column("totp_last_step", sa.BigInteger(), nullable=True),
         sa.Column("is_admin", sa.Boolean(), nullable=False, server_default=sa.false()),
