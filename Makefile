@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NETNS := $(shell if [ "$$(id -u)" = 0 ]; then echo "unshare --net --"; \
 	else echo "unshare --net --map-root-user --"; fi)
 
-.PHONY: run test lint system-deps venv venv-test
+.PHONY: run test lint system-deps js-deps venv venv-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ system-deps:
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+	@# Node.js + npm run the browser E2EE code's tests and the OIDC provider (machines of this
+	@# kind ship Node 20 + npm 11; Debian's packages are the fallback).
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm; }
+
+# npm packages, from the lockfiles, before the tests run without a network: the pinned
+# bundler + MLS library (client/) and the OIDC provider the sign-in tests start.
+js-deps: system-deps
+	cd client && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cd tests/support/oidc && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 run: venv
 	$(BIN)/incamera serve
@@ -48,5 +58,5 @@ lint: venv-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: venv-test system-deps lint
+test: venv-test system-deps js-deps lint
 	$(NETNS) sh -c 'ip link set lo up && exec "$$@"' sh $(BIN)/pytest -q

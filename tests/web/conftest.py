@@ -45,10 +45,14 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 class MeetingServer:
     origin: str  # http://localhost:<port>: a secure context for getUserMedia
     client: httpx.AsyncClient
+    tap_path: Path  # the test-only media tap (media/tap.py): every forwarded RTP packet
 
-    async def create_meeting(self) -> str:
-        response = await self.client.post("/api/meetings")
+    async def create_meeting(self, *, e2ee: bool = True) -> str:
+        """A meeting; end-to-end encrypted unless ``e2ee=False`` (the server's policy in
+        these tests allows unencrypted meetings, for the interop tests)."""
+        response = await self.client.post("/api/meetings", json={"e2ee": e2ee})
         assert response.status_code == 201, response.text
+        assert response.json()["e2ee"] is e2ee
         return str(response.json()["id"])
 
     def meeting_url(self, meeting_id: str, name: str | None = None, **extra: str) -> str:
@@ -67,6 +71,8 @@ async def meeting_server(tmp_path: Path) -> AsyncIterator[MeetingServer]:
         {
             "data_dir": str(tmp_path / "data"),
             "media": {"workers": 1, "port_min": port, "port_max": port},
+            "e2ee": {"allow_unencrypted": True},
+            "testing": {"hooks": True, "media_tap_path": str(tmp_path / "media.tap")},
         },
     )
     app = create_app(settings)
@@ -84,7 +90,7 @@ async def meeting_server(tmp_path: Path) -> AsyncIterator[MeetingServer]:
         base_url=f"http://127.0.0.1:{http_port}", headers={"host": f"localhost:{http_port}"}
     ) as client:
         try:
-            yield MeetingServer(origin=origin, client=client)
+            yield MeetingServer(origin=origin, client=client, tap_path=tmp_path / "media.tap")
         finally:
             server.should_exit = True
             await task

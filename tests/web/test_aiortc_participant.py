@@ -6,6 +6,10 @@ subscribe offers) and does its WebRTC with ``AiortcPeer`` (synthetic VP8 640x480
 Opus tone; no simulcast). Both directions must flow: the bot decodes each page's video and
 audio, and each page's ``window.incamera.stats()`` shows the bot's video frames decoded and
 audio packets received, growing. Deadlines only bound waits.
+
+The meeting is one WITHOUT end-to-end encryption (the server's administrator policy allows
+it in these tests): a bot that is no MLS member could not decrypt anything otherwise, and
+every page must show that the meeting is not end-to-end encrypted.
 """
 
 from __future__ import annotations
@@ -81,13 +85,20 @@ async def test_aiortc_bot_joins_three_chromium_participants(
     open_page: Callable[..., Awaitable[MeetingPage]],
     bot: Callable[[str], Awaitable[tuple[SignallingClient, AiortcPeer]]],
 ) -> None:
-    meeting = await meeting_server.create_meeting()
+    meeting = await meeting_server.create_meeting(e2ee=False)
     pages = {
         name: await open_page(meeting_server.meeting_url(meeting, name), name)
         for name in CHROMIUM_NAMES
     }
     for page in pages.values():
         await page.wait_joined()
+        # An interop meeting without end-to-end encryption is marked as such for everyone.
+        assert (await page.evaluate("() => window.incamera.e2ee()"))["enabled"] is False
+        badge = await page.evaluate(
+            "() => [document.getElementById('e2ee-badge').dataset.state,"
+            " document.getElementById('e2ee-text').textContent]"
+        )
+        assert badge == ["off", "NOT end-to-end encrypted"], badge
     client, peer = await bot(meeting)
     assert {p.name for p in client.participants.values()} == set(CHROMIUM_NAMES)
 

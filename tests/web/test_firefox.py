@@ -1,4 +1,5 @@
-"""A Firefox ESR participant meets two Chromium ones through the real server.
+"""A Firefox ESR participant meets two Chromium ones through the real server, end-to-end
+encrypted (MLS + SFrame, the default for every meeting).
 
 Firefox (Selenium + geckodriver, fake camera and mic, see ``support/firefox.py``) opens the
 same meeting link with ``#name=...&autojoin=1`` as two Chromium pages. Every participant's
@@ -86,6 +87,46 @@ async def test_firefox_meets_two_chromium_participants(
     for name, page in chromium.items():
         stats = await media_flows(page.stats, name, str(page.console[-5:]))
         assert stats[FIREFOX_NAME]["videoWidth"] > 0, stats
+
+    # All three are in one MLS group: same epoch, same security code, everybody verified.
+    probes: dict[str, Callable[[], Awaitable[Any]]] = {
+        name: (lambda p=page: p.evaluate("() => window.incamera.e2ee()"))
+        for name, page in chromium.items()
+    }
+    probes[FIREFOX_NAME] = lambda: fox.evaluate("return window.incamera.e2ee();")
+
+    async def all_status() -> dict[str, Any]:
+        return {name: await probe() for name, probe in probes.items()}
+
+    def agreed(statuses: dict[str, Any]) -> bool:
+        first = statuses[FIREFOX_NAME]
+        return all(
+            s["enabled"]
+            and s["epoch"] is not None
+            and (s["epoch"], s["securityCode"]) == (first["epoch"], first["securityCode"])
+            and sorted(m["name"] for m in s["members"] if m["verified"]) == sorted(ALL)
+            for s in statuses.values()
+        )
+
+    statuses = await poll(all_status, agreed, timeout=TIMEOUT, what="one MLS group of three")
+    code = statuses[FIREFOX_NAME]["securityCode"]
+    assert len(code.replace(" ", "")) == 20 and code.replace(" ", "").isdigit(), code
+    shown = await chromium["Ada"].evaluate(
+        "() => document.getElementById('security-code-value').textContent"
+    )
+    assert shown == code
+
+    # Ada shares her screen (encrypted too): Grace and Firefox decode it.
+    await chromium["Ada"].page.keyboard.press("s")
+    await chromium["Grace"].wait_stats(
+        lambda s: s["Ada"]["screenFramesDecoded"] > 0, what="Ada's screen decoded", timeout=TIMEOUT
+    )
+    await poll(
+        fox.stats,
+        lambda s: "Ada" in s and s["Ada"]["screenFramesDecoded"] > 0,
+        timeout=TIMEOUT,
+        what="Firefox decodes Ada's screen",
+    )
 
 
 async def test_firefox_profile_contacts_no_third_party_host(

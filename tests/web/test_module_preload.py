@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parents[2] / "src" / "incamera" / "web"
-IMPORT = re.compile(r"""^\s*import\s[^;]*?from\s+["'](\./[^"']+)["']""", re.MULTILINE | re.DOTALL)
+IMPORT = re.compile(
+    r"""^\s*import\s[^;]*?from\s+["'](\.\.?/[^"']+)["']""", re.MULTILINE | re.DOTALL
+)
 
 
 def module_graph(entry: str) -> set[str]:
@@ -19,9 +21,9 @@ def module_graph(entry: str) -> set[str]:
             continue
         seen.add(name)
         source = (WEB / name).read_text(encoding="utf-8")
-        base = Path(name).parent
+        base = (WEB / name).parent
         for spec in IMPORT.findall(source):
-            todo.append(str((base / spec).as_posix()).removeprefix("./"))
+            todo.append((base / spec).resolve().relative_to(WEB).as_posix())
     return {str(Path(n).as_posix()) for n in seen}
 
 

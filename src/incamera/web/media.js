@@ -3,6 +3,9 @@
 //                screen; `publish` carries the offer and a map mid -> source.
 //   Subscriber - the RECV pc: the server offers (`subscribe`), this page answers; the
 //                `tracks` map says which participant and source each mid carries.
+// With end-to-end encryption (`frameCrypto`, e2ee/transforms.js) every sender and receiver
+// gets an SFrame transform, and video is VP8 (or VP9): codecs whose packetizer does not
+// read the (encrypted) frame.
 // Both watch their ICE state and restart ICE when connectivity is lost. No ICE servers:
 // the SFU is ICE-lite and lists its own candidates; nothing public is ever contacted.
 
@@ -20,6 +23,19 @@ export const SIMULCAST_ENCODINGS = [
   { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
   { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
 ];
+
+// E2EE: VP8 first, VP9 second; H264 and AV1 packetizers parse the frame, which is ciphertext.
+const E2EE_VIDEO_CODECS = ["video/VP8", "video/VP9", "video/rtx"];
+
+/** Restricts a video transceiver to the codecs that work with encrypted frames. */
+function preferE2eeCodecs(transceiver) {
+  if (typeof transceiver.setCodecPreferences !== "function") return;
+  const capabilities = RTCRtpReceiver.getCapabilities?.("video") ?? RTCRtpSender.getCapabilities?.("video");
+  if (!capabilities) return;
+  const rank = (codec) => E2EE_VIDEO_CODECS.indexOf(codec.mimeType);
+  const codecs = capabilities.codecs.filter((c) => rank(c) >= 0).sort((a, b) => rank(a) - rank(b));
+  if (codecs.some((c) => c.mimeType === "video/VP8")) transceiver.setCodecPreferences(codecs);
+}
 
 const DISCONNECTED_GRACE_MS = 2500; // "disconnected" this long before an ICE restart
 
@@ -61,9 +77,10 @@ class Serial {
 }
 
 export class Publisher extends EventTarget {
-  constructor(signalling) {
+  constructor(signalling, { frameCrypto = null } = {}) {
     super();
     this.signalling = signalling;
+    this.frameCrypto = frameCrypto;
     this.pc = null;
     this.transceivers = { mic: null, camera: null, screen: null };
     this.serial = new Serial();
@@ -78,7 +95,7 @@ export class Publisher extends EventTarget {
 
   /** Creates the pc with a mic and a camera transceiver (a track may be null) and publishes. */
   async start(micTrack, cameraTrack, stream) {
-    this.pc = new RTCPeerConnection(PC_CONFIG);
+    this.pc = new RTCPeerConnection({ ...PC_CONFIG, ...this.frameCrypto?.pcConfig() });
     this.watch = new IceWatch(
       this.pc,
       () => this.restartIce(),
@@ -95,11 +112,22 @@ export class Publisher extends EventTarget {
       streams,
       sendEncodings: SIMULCAST_ENCODINGS.map((e) => ({ ...e })),
     });
+    this.encrypt("mic", this.transceivers.mic);
+    this.encrypt("camera", this.transceivers.camera);
     await this.publish();
   }
 
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** E2EE: an SFrame transform on the sender, and codecs that survive encrypted frames. */
+  encrypt(source, transceiver) {
+    if (!this.frameCrypto) return;
+    const kind = source === "mic" ? "audio" : "video";
+    if (kind === "video") preferE2eeCodecs(transceiver);
+    const context = { mic: 0, camera: 1, screen: 2 }[source];
+    this.frameCrypto.attachSender(transceiver.sender, { kind, context });
   }
 
   sources() {
@@ -174,6 +202,7 @@ export class Publisher extends EventTarget {
     } else {
       transceiver = this.pc.addTransceiver(track, { direction: "sendonly" });
       this.transceivers.screen = transceiver;
+      this.encrypt("screen", transceiver);
     }
     await this.publish();
   }
@@ -202,9 +231,10 @@ export class Publisher extends EventTarget {
  * event (detail: the bindings) fires whenever it changes.
  */
 export class Subscriber extends EventTarget {
-  constructor(signalling) {
+  constructor(signalling, { frameCrypto = null } = {}) {
     super();
     this.signalling = signalling;
+    this.frameCrypto = frameCrypto;
     this.pc = null;
     this.tracks = {};
     this.bindings = new Map();
@@ -225,7 +255,7 @@ export class Subscriber extends EventTarget {
 
   ensurePc() {
     if (this.pc === null) {
-      this.pc = new RTCPeerConnection(PC_CONFIG);
+      this.pc = new RTCPeerConnection({ ...PC_CONFIG, ...this.frameCrypto?.pcConfig() });
       this.watch = new IceWatch(
         this.pc,
         () => this.restartIce(),
@@ -242,6 +272,13 @@ export class Subscriber extends EventTarget {
       const pc = this.ensurePc();
       await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
       this.tracks = message.tracks || {};
+      if (this.frameCrypto) {
+        for (const transceiver of pc.getTransceivers()) {
+          if (transceiver.mid === null || transceiver.stopped) continue;
+          const receiver = transceiver.receiver;
+          this.frameCrypto.attachReceiver(receiver, { kind: receiver.track.kind, mid: transceiver.mid });
+        }
+      }
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
       // Not sent while the socket is down: recover() delivers it after the reconnect.

@@ -23,6 +23,8 @@ import {
   t,
   translatePage,
 } from "./i18n.js";
+import { E2eeController } from "./e2ee/controller.js";
+import { e2eeSupported, FrameCrypto } from "./e2ee/transforms.js";
 import { layerSize, orderTiles } from "./layout.js";
 import { Publisher, Subscriber } from "./media.js";
 import { meetingSocketUrl, SignallingClient } from "./signalling.js";
@@ -49,12 +51,15 @@ const state = {
   hand: false,
   panel: null,
   joinedAt: 0,
+  encrypted: null, // null until the welcome; true: E2EE meeting; false: NOT end-to-end encrypted
 };
 const local = { mic: null, camera: null, screen: null, stream: new MediaStream() };
 let signalling = null;
 let publisher = null;
 let subscriber = null;
 let grid = null;
+let frameCrypto = null; // the SFrame worker (e2ee/transforms.js)
+let e2ee = null; // E2eeController while in an end-to-end encrypted meeting
 const tiles = new Map(); // "participant:source" -> Tile
 const audioEls = new Map(); // mid -> <audio>
 const sentLayers = new Map(); // mid -> "w x h" last sent
@@ -315,12 +320,19 @@ async function join(name, { devices = null } = {}) {
   button.textContent = t("prejoin.joining");
   levelMeter?.stop();
 
-  signalling = new SignallingClient(meetingSocketUrl(meetingId), name);
+  // `#test_skip_mls=1`: a TEST HOOK the server refuses unless started with testing.hooks.
+  const helloExtra = params.get("test_skip_mls") === "1" ? { test_skip_mls: true } : {};
+  signalling = new SignallingClient(meetingSocketUrl(meetingId), name, { helloExtra });
   signalling.addEventListener("message", (event) => onMessage(event.detail));
   signalling.addEventListener("welcome", (event) => onWelcome(event.detail));
   signalling.addEventListener("state", (event) => onSignallingState(event.detail.state));
   signalling.addEventListener("closed", (event) => onClosed(event.detail.reason));
 
+  // The SFrame worker starts loading now; it is used if the welcome says E2EE.
+  frameCrypto ??= e2eeSupported() ? new FrameCrypto() : null;
+  frameCrypto?.addEventListener("keyframe", (event) => {
+    signalling?.send("key_frame", { mid: event.detail.mid });
+  });
   // Before the hello: the server offers the existing tracks right after its welcome.
   newMediaSessions();
   let welcome;
@@ -351,7 +363,6 @@ async function join(name, { devices = null } = {}) {
 function enterMeeting(welcome) {
   state.joined = true;
   state.joinedAt = Date.now();
-  applyRoster(welcome);
   showScreen("meeting");
   grid ??= new TileGrid({
     videos: $("videos"),
@@ -381,8 +392,9 @@ function applyRoster(welcome) {
 function newMediaSessions() {
   publisher?.close();
   subscriber?.close();
-  publisher = new Publisher(signalling);
-  subscriber = new Subscriber(signalling);
+  const crypto = state.encrypted === false ? null : frameCrypto;
+  publisher = new Publisher(signalling, { frameCrypto: crypto });
+  subscriber = new Subscriber(signalling, { frameCrypto: crypto });
   publisher.addEventListener("ice", () => updateConnectionBanner());
   subscriber.addEventListener("ice", () => updateConnectionBanner());
   subscriber.addEventListener("tracks", () => {
@@ -427,8 +439,107 @@ function sendOwnState() {
   });
 }
 
+/**
+ * Sets up end-to-end encryption for a (new) membership. Runs synchronously on the welcome,
+ * before the server's first subscribe offer is applied, so every receiver gets its transform.
+ */
+function setupE2ee(welcome) {
+  e2ee?.close();
+  e2ee = null;
+  state.encrypted = Boolean(welcome.e2ee);
+  if (!state.encrypted) {
+    // Not end-to-end encrypted (administrator policy): no transforms, and everyone is told.
+    frameCrypto?.close();
+    frameCrypto = null;
+    if (publisher) publisher.frameCrypto = null;
+    if (subscriber) subscriber.frameCrypto = null;
+    toast(t("e2ee.off"));
+    renderE2ee();
+    return;
+  }
+  if (!frameCrypto) {
+    toast(t("e2ee.unsupported"));
+    renderE2ee();
+    signalling?.leave();
+    return;
+  }
+  frameCrypto.reset();
+  if (publisher) publisher.frameCrypto = frameCrypto;
+  if (subscriber) subscriber.frameCrypto = frameCrypto;
+  e2ee = new E2eeController({
+    signalling,
+    self: { id: welcome.participant.id, name: welcome.participant.name },
+    groupId: welcome.e2ee.group_id,
+    participants: () => state.participants,
+    frameCrypto,
+  });
+  e2ee.addEventListener("change", () => {
+    renderE2ee();
+    renderPeople();
+  });
+  e2ee.addEventListener("joined", (event) => {
+    const { names, first } = event.detail;
+    if (first) toast(t("e2ee.youJoined"));
+    for (const name of names) toast(t("e2ee.joined", { name }));
+  });
+  e2ee.addEventListener("chat", (event) => addChat(event.detail));
+  e2ee.start().catch((err) => {
+    console.error("incamera: E2EE start failed", err);
+    e2ee?.fail(err?.message || String(err));
+  });
+  renderE2ee();
+}
+
+function renderE2ee() {
+  const badge = $("e2ee-badge");
+  const text = $("e2ee-text");
+  const code = $("security-code");
+  let key;
+  let detail = "";
+  if (state.encrypted === null) {
+    badge.hidden = true;
+    code.hidden = true;
+    return;
+  } else if (state.encrypted === false) {
+    key = "off";
+    detail = t("e2ee.offDetail");
+  } else if (!e2ee) {
+    key = "failed";
+    detail = t("e2ee.unsupported");
+  } else if (e2ee.removed) {
+    key = "failed";
+    detail = t("e2ee.removed");
+  } else if (e2ee.failure) {
+    key = "failed";
+    detail = t("e2ee.failed", { reason: e2ee.failure });
+  } else if (e2ee.epoch === null) {
+    key = "pending";
+  } else {
+    key = "on";
+    detail = t("e2ee.onDetail");
+  }
+  badge.hidden = false;
+  badge.dataset.state = key;
+  text.textContent = t(key === "failed" ? "e2ee.off" : `e2ee.${key}`);
+  badge.title = detail;
+  badge.setAttribute("aria-label", detail ? `${text.textContent}. ${detail}` : text.textContent);
+  const status = e2ee?.status();
+  code.hidden = !(status && status.securityCode);
+  if (status?.securityCode) {
+    $("security-code-value").textContent = status.securityCode;
+    $("security-code-epoch").textContent = t("e2ee.epoch", { epoch: status.epoch });
+  }
+}
+
 function onWelcome({ welcome, reconnect }) {
-  if (!reconnect) return; // the first welcome is handled by join()
+  if (!reconnect) {
+    // At once, not when join() resumes (it also waits for the devices): the messages that
+    // follow the welcome (device keys, MLS) update this roster and must not be overwritten.
+    applyRoster(welcome);
+    setupE2ee(welcome);
+    return; // the rest of the first welcome is handled by join()
+  }
+  if (!welcome.resumed) setupE2ee(welcome);
   if (welcome.resumed) {
     applyRoster(welcome);
     sentLayers.clear();
@@ -482,6 +593,10 @@ function onClosed(reason) {
 
 function cleanup() {
   state.joined = false;
+  e2ee?.close();
+  e2ee = null;
+  frameCrypto?.close();
+  frameCrypto = null;
   publisher?.close();
   subscriber?.close();
   for (const track of [local.mic, local.camera, local.screen]) track?.stop();
@@ -501,6 +616,7 @@ function leave() {
 // Server messages
 
 function onMessage(message) {
+  if (e2ee?.onMessage(message)) return;
   switch (message.type) {
     case "participant_joined": {
       const p = message.participant;
@@ -747,6 +863,8 @@ function renderPeople() {
       if (p.video_muted) notes.push(t("people.cameraOff"));
       if (p.screen_sharing) notes.push(t("people.sharing"));
       if (p.reconnecting) notes.push(t("people.reconnecting"));
+      const verified = !e2ee || self || e2ee.verified(p.id);
+      if (!verified) notes.push(t("e2ee.unverified"));
       return h(
         "li",
         {
@@ -754,6 +872,7 @@ function renderPeople() {
             participant: p.id,
             audioMuted: String(Boolean(p.audio_muted)),
             hand: String(Boolean(p.hand_raised)),
+            verified: String(verified),
           },
           "aria-label": `${self ? t("tile.you", { name: p.name }) : p.name}: ${notes.join(", ")}`,
         },
@@ -763,6 +882,7 @@ function renderPeople() {
           { class: "who" },
           self ? t("tile.you", { name: p.name }) : p.name,
           p.reconnecting ? h("small", { text: t("people.reconnecting") }) : null,
+          verified ? null : h("small", { class: "unverified", text: t("e2ee.unverified") }),
         ),
         p.hand_raised ? icon("hand", "hand") : null,
         p.screen_sharing ? icon("screen") : null,
@@ -820,7 +940,18 @@ function sendChat(event) {
   const input = $("chat-input");
   const text = input.value.trim();
   if (!text) return;
-  if (signalling?.send("chat", { text: text.slice(0, 2000) })) {
+  if (state.encrypted) {
+    // End-to-end encrypted: an MLS application message; the server relays ciphertext.
+    if (!e2ee) return;
+    input.value = "";
+    e2ee
+      .sendChat(text.slice(0, 2000))
+      .then((message) => addChat(message))
+      .catch((err) => {
+        input.value = text;
+        toast(t("toast.error", { reason: err?.message || String(err) }));
+      });
+  } else if (signalling?.send("chat", { text: text.slice(0, 2000) })) {
     input.value = "";
   }
   input.focus();
@@ -1053,6 +1184,7 @@ function renderAll() {
   renderTiles();
   renderPeople();
   renderChat();
+  renderE2ee();
 }
 
 let clockTimer = null;
@@ -1123,6 +1255,26 @@ async function stats() {
   return Array.from(entries.values());
 }
 
+/** The send pc's outbound streams: [{ssrc, kind, mid, rid, mimeType, packetsSent}]. */
+async function sendStats() {
+  if (!publisher?.pc) return [];
+  const report = await publisher.outboundStats();
+  const rows = [];
+  for (const row of report.values()) {
+    if (row.type !== "outbound-rtp") continue;
+    rows.push({
+      ssrc: row.ssrc,
+      kind: row.kind,
+      mid: row.mid ?? null,
+      rid: row.rid ?? null,
+      mimeType: report.get(row.codecId)?.mimeType ?? null,
+      packetsSent: row.packetsSent || 0,
+      framesEncoded: row.framesEncoded ?? null,
+    });
+  }
+  return rows;
+}
+
 function snapshot() {
   return {
     joined: state.joined,
@@ -1143,8 +1295,18 @@ function iceUfrag(description) {
   return match ? match[1] : null;
 }
 
+/** window.incamera.e2ee(): {enabled, epoch, securityCode, members: [{id, name, verified}]}. */
+function e2eeStatus() {
+  if (e2ee) return e2ee.status();
+  return { enabled: state.encrypted === true, epoch: null, securityCode: null, members: [] };
+}
+
 window.incamera = {
   stats,
+  sendStats,
+  e2ee: e2eeStatus,
+  /** The SFrame worker's counters (encrypted, decrypted, dropped, failed), or null. */
+  frameStats: () => (frameCrypto ? frameCrypto.stats() : Promise.resolve(null)),
   state: snapshot,
   leave,
   /** Drops the WebSocket as a network failure would (for reconnect tests). */

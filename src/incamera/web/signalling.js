@@ -41,10 +41,11 @@ export function meetingSocketUrl(meetingId, location = window.location) {
 }
 
 export class SignallingClient extends EventTarget {
-  constructor(url, name) {
+  constructor(url, name, { helloExtra = {} } = {}) {
     super();
     this.url = url;
     this.name = name;
+    this.helloExtra = helloExtra; // extra hello fields (test hooks the server must allow)
     this.state = "idle";
     this.ws = null;
     this.welcome = null;
@@ -93,7 +94,7 @@ export class SignallingClient extends EventTarget {
     ws.addEventListener("open", () => {
       if (ws !== this.ws) return;
       this.lastHeard = Date.now();
-      const hello = { type: "hello", versions: PROTOCOL_VERSIONS, name: this.name };
+      const hello = { type: "hello", versions: PROTOCOL_VERSIONS, name: this.name, ...this.helloExtra };
       if (this.resumeToken) hello.resume = this.resumeToken;
       ws.send(JSON.stringify(hello));
     });

@@ -1,0 +1,290 @@
+// End-to-end encryption of one meeting, as one participant sees it (docs/e2ee.md):
+// the MLS session (mls.js) driven by the server's delivery-service messages, the SFrame
+// worker (transforms.js) fed with each epoch's key, and what the UI shows: the lock, the
+// security code, who is verified, and every member who joins.
+//
+// The server only relays: it tells ONE member (the committer) whom to add or remove
+// (`mls_task`), orders the commits (first per epoch wins) and routes Welcomes. Whether a
+// person counts as "in the meeting" for the UI comes from the MLS group, never from the
+// server's word: a participant the server lists without a valid MLS leaf is "unverified"
+// and gets no key.
+
+import { fromBase64Url, MlsMember, toBase64Url } from "./mls.js";
+import { mlsBaseKeyLength } from "./sframe.js";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Runs async jobs one after the other, in order (MLS state changes must not interleave). */
+class Queue {
+  constructor() {
+    this.tail = Promise.resolve();
+  }
+
+  run(job) {
+    const result = this.tail.then(job);
+    this.tail = result.catch((err) => console.warn("incamera e2ee:", err));
+    return result;
+  }
+}
+
+export class E2eeController extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {{request: Function, send: Function}} options.signalling
+   * @param {{id: string, name: string}} options.self
+   * @param {string} options.groupId  base64url group id from the server's welcome
+   * @param {() => Map<string, {name: string, device_key?: string|null}>} options.participants
+   *   the server's participant list (the others), consulted for every credential check
+   * @param {import("./transforms.js").FrameCrypto} options.frameCrypto
+   */
+  constructor({ signalling, self, groupId, participants, frameCrypto }) {
+    super();
+    this.signalling = signalling;
+    this.self = self;
+    this.groupId = fromBase64Url(groupId);
+    this.participants = participants;
+    this.frameCrypto = frameCrypto;
+    this.member = null;
+    this.queue = new Queue();
+    this.epoch = null;
+    this.code = null;
+    this.memberList = [];
+    this.known = new Set(); // ids of verified members already announced
+    this.failure = null;
+    this.removed = false;
+    this.chatSeq = 0;
+    this.announced = [];
+    this.installed = false; // every MLS join shown to this participant, in order: [{name, epoch}]
+  }
+
+  roster(id) {
+    if (id === this.self.id) return { name: this.self.name, deviceKey: this.member?.deviceKey };
+    const p = this.participants().get(id);
+    if (!p || !p.device_key) return undefined;
+    return { name: p.name, deviceKey: p.device_key };
+  }
+
+  /** Creates this device's MLS key pair and asks to be added (sends the key package). */
+  start() {
+    return this.queue.run(() => this.freshMember());
+  }
+
+  async freshMember() {
+    this.member = await MlsMember.create({
+      id: this.self.id,
+      name: this.self.name,
+      roster: (id) => this.roster(id),
+    });
+    await this.signalling.request("mls_key_package", {
+      key_package: toBase64Url(this.member.keyPackageBytes),
+      device_key: toBase64Url(this.member.deviceKey),
+    });
+    this.changed();
+  }
+
+  /** Handles an E2EE server message; returns false for messages that are not ours. */
+  onMessage(message) {
+    switch (message.type) {
+      case "mls_task":
+        this.queue.run(() => this.doTask(message));
+        return true;
+      case "mls_commit":
+        this.queue.run(() => this.applyCommit(message));
+        return true;
+      case "mls_welcome":
+        this.queue.run(() => this.applyWelcome(message));
+        return true;
+      case "mls_message":
+        this.queue.run(() => this.receiveApplication(message));
+        return true;
+      case "error":
+        // The committer left our key package out of its commit: the server dropped it and
+        // asks for a new one (docs/protocol.md, "End-to-end encryption").
+        if (message.code === "bad_mls" && message.rid == null && this.member?.epoch === null) {
+          this.queue.run(() => this.freshMember());
+          return true;
+        }
+        return false;
+      default:
+        return false;
+    }
+  }
+
+  async doTask(task) {
+    if (!this.member || this.removed) return;
+    if (task.create) {
+      if (this.member.epoch !== null) return;
+      const { groupInfo, ratchetTree } = await this.member.createGroup(this.groupId);
+      try {
+        await this.signalling.request("mls_create", {
+          group_info: toBase64Url(groupInfo),
+          ratchet_tree: toBase64Url(ratchetTree),
+        });
+      } catch (err) {
+        // Somebody else created the group first: start over with a fresh key package.
+        console.info("incamera e2ee: group creation refused:", err?.code || err);
+        await this.freshMember();
+        return;
+      }
+      await this.installEpoch();
+      return;
+    }
+    // A task is for one epoch; one for an epoch we have left (or not reached) is obsolete.
+    if (this.member.epoch === null || task.epoch !== this.member.epoch) return;
+    const leaves = new Map(this.member.members().map((m) => [m.id, m.leaf]));
+    const removeLeaves = (task.remove || [])
+      .map((id) => leaves.get(id))
+      .filter((leaf) => leaf !== undefined && leaf !== this.member.leafIndex);
+    const adds = (task.add || []).map((a) => ({ id: a.participant, bytes: fromBase64Url(a.key_package) }));
+    if (adds.length === 0 && removeLeaves.length === 0 && !task.update) return;
+    const output = await this.member.commit({
+      adds: adds.map((a) => a.bytes),
+      removeLeaves,
+      update: Boolean(task.update),
+    });
+    try {
+      await this.signalling.request("mls_commit", {
+        commit: toBase64Url(output.commit),
+        welcome: output.welcome ? toBase64Url(output.welcome) : null,
+        group_info: toBase64Url(output.groupInfo),
+        ratchet_tree: toBase64Url(output.ratchetTree),
+        added: adds.map((a) => a.id),
+        removed: task.remove || [],
+      });
+    } catch (err) {
+      await this.member.discardCommit();
+      if (err?.code !== "stale_epoch") console.warn("incamera e2ee: commit refused:", err);
+      return;
+    }
+    await this.member.confirmCommit();
+    await this.installEpoch();
+  }
+
+  async applyCommit(message) {
+    if (!this.member || this.member.epoch === null || this.removed) return;
+    if (message.epoch < this.member.epoch) return; // our own, or already applied
+    try {
+      const { removed } = await this.member.processCommit(fromBase64Url(message.commit));
+      if (removed) {
+        this.removed = true;
+        this.frameCrypto.reset();
+        this.changed();
+        return;
+      }
+    } catch (err) {
+      this.fail(`a group change could not be applied (${err?.code || err})`);
+      return;
+    }
+    await this.installEpoch();
+  }
+
+  async applyWelcome(message) {
+    if (!this.member || this.member.epoch !== null) return;
+    try {
+      await this.member.joinFromWelcome(
+        fromBase64Url(message.welcome),
+        message.ratchet_tree ? fromBase64Url(message.ratchet_tree) : null,
+      );
+    } catch (err) {
+      this.fail(`the invitation into the encrypted group was not valid (${err?.code || err})`);
+      return;
+    }
+    await this.installEpoch();
+  }
+
+  async installEpoch() {
+    const member = this.member;
+    // sframe_epoch_secret = MLS-Exporter("SFrame 1.0 Base Key", "", AEAD.Nk) (RFC 9605 §5.2)
+    const secret = await member.exportSframeEpochSecret(mlsBaseKeyLength());
+    this.frameCrypto.installEpoch(member.epoch, secret, member.leafIndex);
+    this.epoch = member.epoch;
+    this.code = member.securityCode();
+    this.failure = null;
+    const previous = this.known;
+    this.memberList = member.members();
+    const verified = this.memberList.filter((m) => m.valid && !m.self);
+    const first = !this.installed; // our own arrival: the others were there before us
+    this.installed = true;
+    const joined = first ? [] : verified.filter((m) => !previous.has(m.id));
+    this.known = new Set(verified.map((m) => m.id));
+    for (const m of joined) this.announced.push({ name: m.name, epoch: this.epoch });
+    if (joined.length > 0 || first) {
+      this.dispatchEvent(new CustomEvent("joined", { detail: { names: joined.map((m) => m.name), first } }));
+    }
+    this.changed();
+  }
+
+  fail(reason) {
+    console.warn("incamera e2ee:", reason);
+    this.failure = reason;
+    this.changed();
+  }
+
+  changed() {
+    if (this.member && this.member.epoch !== null) this.memberList = this.member.members();
+    this.dispatchEvent(new Event("change"));
+  }
+
+  /** Sends a chat message as an MLS application message (the server sees ciphertext). */
+  sendChat(text) {
+    return this.queue.run(async () => {
+      if (!this.member || this.member.epoch === null || this.removed) {
+        throw new Error("not in the encrypted group yet");
+      }
+      const ts = Date.now() / 1000;
+      const bytes = await this.member.encryptApplication(encoder.encode(JSON.stringify({ chat: text, ts })));
+      await this.signalling.request("mls_message", { message: toBase64Url(bytes) });
+      return { seq: ++this.chatSeq, from: this.self.id, name: this.self.name, text, ts };
+    });
+  }
+
+  async receiveApplication(message) {
+    if (!this.member || this.member.epoch === null || this.removed) return;
+    let decrypted;
+    try {
+      decrypted = await this.member.decryptApplication(fromBase64Url(message.message));
+    } catch (err) {
+      console.warn("incamera e2ee: an encrypted message could not be read:", err?.code || err);
+      return;
+    }
+    let body;
+    try {
+      body = JSON.parse(decoder.decode(decrypted.data));
+    } catch {
+      return;
+    }
+    if (typeof body?.chat !== "string" || !decrypted.sender?.valid) return;
+    const chat = {
+      seq: ++this.chatSeq,
+      from: decrypted.sender.id,
+      name: decrypted.sender.name,
+      text: body.chat.slice(0, 2000),
+      ts: typeof body.ts === "number" ? body.ts : Date.now() / 1000,
+    };
+    this.dispatchEvent(new CustomEvent("chat", { detail: chat }));
+  }
+
+  /** Whether the server-listed participant `id` is a verified member of the MLS group. */
+  verified(id) {
+    return this.memberList.some((m) => m.id === id && m.valid);
+  }
+
+  /** window.incamera.e2ee(): {enabled, epoch, securityCode, members: [{id, name, verified}]}. */
+  status() {
+    return {
+      enabled: true,
+      epoch: this.epoch,
+      securityCode: this.code,
+      leaf: this.member?.leafIndex ?? null,
+      removed: this.removed,
+      failure: this.failure,
+      announced: this.announced.slice(),
+      members: this.memberList.map((m) => ({ id: m.id, name: m.name, verified: m.valid, leaf: m.leaf, self: m.self })),
+    };
+  }
+
+  close() {
+    this.frameCrypto.reset();
+  }
+}
