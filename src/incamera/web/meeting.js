@@ -27,7 +27,14 @@ import { E2eeController } from "./e2ee/controller.js";
 import { e2eeSupported, FrameCrypto } from "./e2ee/transforms.js";
 import { layerSize, orderTiles } from "./layout.js";
 import { Publisher, Subscriber } from "./media.js";
-import { meetingSocketUrl, SignallingClient } from "./signalling.js";
+import {
+  isModerator,
+  participantActions,
+  renderLobby,
+  renderModeratorControls,
+  roleTags,
+} from "./moderation.js";
+import { JOIN_REFUSALS, meetingSocketUrl, SignallingClient } from "./signalling.js";
 import { TileGrid, Tile } from "./tiles.js";
 import { toast } from "./toasts.js";
 
@@ -52,6 +59,9 @@ const state = {
   panel: null,
   joinedAt: 0,
   encrypted: null, // null until the welcome; true: E2EE meeting; false: NOT end-to-end encrypted
+  policy: null, // the meeting's access policy (welcome.policy, `policy` messages)
+  lobby: [], // moderators: the people waiting to be let in
+  endReason: null, // "removed" | "ended" once the server said so
 };
 const local = { mic: null, camera: null, screen: null, stream: new MediaStream() };
 let signalling = null;
@@ -70,7 +80,7 @@ let checkProblem = null; // set when the meeting check failed during an autojoin
 // Screens
 
 function showScreen(id) {
-  for (const name of ["check", "prejoin", "meeting", "ended"]) {
+  for (const name of ["check", "prejoin", "lobby", "meeting", "ended"]) {
     $(name).hidden = name !== id;
   }
 }
@@ -87,6 +97,23 @@ async function checkMeeting() {
   } catch {
     return "unreachable";
   }
+}
+
+/** The server refused the join (locked, PIN, sign-in, removed, declined, too many tries). */
+function showRefusal(code) {
+  const message = t(`refused.${code}`);
+  if (["pin_required", "wrong_pin"].includes(code) && !params.get("autojoin")) {
+    showScreen("prejoin");
+    $("pin-row").hidden = false;
+    $("pin").value = "";
+    showPrejoinError(message);
+    $("pin").focus();
+    return;
+  }
+  showScreen("check");
+  $("check-text").textContent = message;
+  $("check-text").dataset.i18n = `refused.${code}`;
+  $("check-home").hidden = false;
 }
 
 function showCheckProblem(problem) {
@@ -322,6 +349,13 @@ async function join(name, { devices = null } = {}) {
 
   // `#test_skip_mls=1`: a TEST HOOK the server refuses unless started with testing.hooks.
   const helloExtra = params.get("test_skip_mls") === "1" ? { test_skip_mls: true } : {};
+  if (params.get("test_bypass_lobby") === "1") helloExtra.test_bypass_lobby = true;
+  // The moderator link (#mod=...) and a personal invitation (#invite=...) live in the URL
+  // fragment, which is never sent to the server with the page request.
+  if (params.get("mod")) helloExtra.moderator_key = params.get("mod");
+  if (params.get("invite")) helloExtra.invite = params.get("invite");
+  const pin = ($("pin").value || params.get("pin") || "").trim();
+  if (pin) helloExtra.pin = pin;
   signalling = new SignallingClient(meetingSocketUrl(meetingId), name, { helloExtra });
   signalling.addEventListener("message", (event) => onMessage(event.detail));
   signalling.addEventListener("welcome", (event) => onWelcome(event.detail));
@@ -349,6 +383,10 @@ async function join(name, { devices = null } = {}) {
   } catch (err) {
     button.disabled = false;
     button.textContent = t("prejoin.join");
+    if (JOIN_REFUSALS.has(err?.code)) {
+      showRefusal(err.code);
+      return;
+    }
     if (checkProblem) showCheckProblem(checkProblem);
     else if (err?.code === "meeting_closed") showCheckProblem("ended");
     else if (err?.code === "meeting_not_found") showCheckProblem("notFound");
@@ -381,6 +419,7 @@ function enterMeeting(welcome) {
 
 function applyRoster(welcome) {
   state.self = { ...welcome.participant };
+  if (welcome.policy) onPolicy(welcome.policy);
   const before = new Set(state.participants.keys());
   state.participants = new Map(welcome.participants.map((p) => [p.id, p]));
   for (const id of before) {
@@ -473,6 +512,7 @@ function setupE2ee(welcome) {
     participants: () => state.participants,
     frameCrypto,
   });
+  e2ee.setPolicy(state.policy);
   e2ee.addEventListener("change", () => {
     renderE2ee();
     renderPeople();
@@ -581,10 +621,15 @@ function updateConnectionBanner() {
 function onClosed(reason) {
   if (!state.joined) return;
   cleanup();
-  const heading = {
-    left: "left.heading",
-    meeting_closed: "left.closedHeading",
-  }[reason] || "left.lostHeading";
+  const heading =
+    {
+      left: "left.heading",
+      meeting_closed: state.endReason === "ended" ? "left.endedHeading" : "left.closedHeading",
+      removed: "left.removedHeading",
+    }[reason] ||
+    (state.endReason === "ended" ? "left.endedHeading" : null) ||
+    (state.endReason === "removed" ? "left.removedHeading" : null) ||
+    "left.lostHeading";
   $("ended-heading").dataset.i18n = heading;
   $("ended-heading").textContent = t(heading);
   showScreen("ended");
@@ -638,6 +683,7 @@ function onMessage(message) {
     case "participant_updated": {
       const p = message.participant;
       if (state.self && p.id === state.self.id) {
+        if (isModerator(p) && !isModerator(state.self)) toast(t("mod.roleModerator"));
         // Our own toggles are decided here; take the rest from the server.
         state.self = {
           ...p,
@@ -668,6 +714,27 @@ function onMessage(message) {
       break;
     case "chat":
       addChat(message.message);
+      break;
+    case "lobby_wait":
+      showScreen("lobby");
+      $("lobby-heading").focus();
+      break;
+    case "lobby":
+      onLobby(message.waiting || []);
+      break;
+    case "policy": {
+      const { type: _type, ...policy } = message;
+      onPolicy(policy);
+      break;
+    }
+    case "moderated":
+      onModerated(message);
+      break;
+    case "removed":
+      state.endReason = "removed";
+      break;
+    case "meeting_ended":
+      state.endReason = "ended";
       break;
     case "subscribe":
       subscriber?.onOffer(message).catch((err) => {
@@ -865,6 +932,7 @@ function renderPeople() {
       if (p.reconnecting) notes.push(t("people.reconnecting"));
       const verified = !e2ee || self || e2ee.verified(p.id);
       if (!verified) notes.push(t("e2ee.unverified"));
+      notes.push(...roleTags(p));
       return h(
         "li",
         {
@@ -881,9 +949,11 @@ function renderPeople() {
           "span",
           { class: "who" },
           self ? t("tile.you", { name: p.name }) : p.name,
+          ...roleTags(p).map((tag) => h("small", { class: "tag", text: tag })),
           p.reconnecting ? h("small", { text: t("people.reconnecting") }) : null,
           verified ? null : h("small", { class: "unverified", text: t("e2ee.unverified") }),
         ),
+        !self && isModerator(state.self) ? participantActions(p, moderationActions) : null,
         p.hand_raised ? icon("hand", "hand") : null,
         p.screen_sharing ? icon("screen") : null,
         p.video_muted ? icon("cam-off") : icon("cam"),
@@ -1185,6 +1255,120 @@ function renderAll() {
   renderPeople();
   renderChat();
   renderE2ee();
+  renderModeration();
+}
+
+// ---------------------------------------------------------------------------------------
+// Access and moderation (moderation.js renders; the server enforces)
+
+const moderationActions = {
+  confirm: (text) => window.confirm(text),
+  moderate: (p, action, extra = {}) =>
+    requestOrToast("moderate", { action, participant: p.id, ...extra }),
+  setRole: (p, role) => requestOrToast("set_role", { participant: p.id, role }),
+  admit: (person) => admit(person),
+  deny: (person) => requestOrToast("deny", { participant: person.id }),
+};
+
+function requestOrToast(type, fields) {
+  return signalling
+    ?.request(type, fields)
+    .catch((err) => toast(t("toast.error", { reason: err?.message || String(err) })));
+}
+
+/** Lets a waiting person in. With E2EE, first an MLS-authenticated admission to the group:
+ * the committer adds a lobby arrival only with one, so the server alone cannot admit. */
+async function admit(person) {
+  if (e2ee) {
+    try {
+      await e2ee.admit(person);
+    } catch (err) {
+      console.warn("incamera: the encrypted admission failed", err);
+    }
+  }
+  await requestOrToast("admit", { participant: person.id });
+}
+
+function onLobby(waiting) {
+  const before = new Set(state.lobby.map((p) => p.id));
+  state.lobby = waiting;
+  if (isModerator(state.self)) {
+    for (const person of waiting) {
+      if (!before.has(person.id)) toast(t("lobby.arrived", { name: person.name }));
+    }
+  }
+  renderModeration();
+}
+
+function onPolicy(policy) {
+  const wasLocked = state.policy?.locked;
+  state.policy = policy;
+  e2ee?.setPolicy(policy);
+  if (state.joined && wasLocked !== undefined && wasLocked !== policy.locked) {
+    toast(t(policy.locked ? "mod.locked" : "mod.unlocked"));
+  }
+  renderModeration();
+}
+
+function onModerated(message) {
+  const by = participantById(message.by)?.name || "";
+  if (message.action === "mute") {
+    if (state.micOn) toggleMic();
+    toast(t("mod.mutedBy", { by }));
+  } else if (message.action === "stop_video") {
+    if (state.camOn) toggleCamera();
+    toast(t("mod.videoStoppedBy", { by }));
+  }
+}
+
+function renderModeration() {
+  const moderator = isModerator(state.self);
+  renderLobby(
+    { section: $("lobby-section"), heading: $("lobby-list-heading"), list: $("lobby-list") },
+    moderator ? state.lobby : [],
+    moderationActions,
+  );
+  renderModeratorControls(
+    {
+      bar: $("moderator-bar"),
+      form: $("access-form"),
+      lock: $("btn-lock"),
+      lobby: $("access-lobby"),
+      membersOnly: $("access-members-only"),
+      guests: $("access-guests"),
+      pin: $("access-pin"),
+    },
+    state.policy,
+    moderator,
+  );
+}
+
+function bindModeration() {
+  $("btn-mute-all").addEventListener("click", () => requestOrToast("mute_all", {}));
+  $("btn-lock").addEventListener("click", () =>
+    requestOrToast("set_policy", { locked: !state.policy?.locked }),
+  );
+  $("btn-end-all").addEventListener("click", () => {
+    if (window.confirm(t("mod.endConfirm"))) requestOrToast("end_meeting", {});
+  });
+  $("access-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const change = {
+      lobby: $("access-lobby").value,
+      members_only: $("access-members-only").checked,
+      guests_allowed: $("access-guests").checked,
+    };
+    const pin = $("access-pin").value.trim();
+    if (pin) change.pin = pin;
+    requestOrToast("set_policy", change)?.then((reply) => {
+      if (reply) toast(t("access.saved"));
+      $("access-pin").value = "";
+    });
+  });
+  $("lobby-leave").addEventListener("click", () => {
+    signalling?.fail("left");
+    window.location.href = "/";
+  });
 }
 
 let clockTimer = null;
@@ -1326,6 +1510,7 @@ async function main() {
   translatePage();
   setupLanguageSwitch();
   bindControls();
+  bindModeration();
   bindDeviceSelects();
   startClock();
   const autoName = (params.get("name") || "").trim();

@@ -19,6 +19,16 @@ const PING_INTERVAL_MS = 10_000;
 const SILENCE_LIMIT_MS = 25_000; // no message (not even a pong) this long: the socket is dead
 const REQUEST_TIMEOUT_MS = 20_000;
 const FATAL_CODES = new Set(["meeting_closed", "meeting_not_found", "unsupported_version"]);
+// Refusals of a hello (docs/protocol.md, "Access"): the join ends with the reason.
+export const JOIN_REFUSALS = new Set([
+  "meeting_locked",
+  "sign_in_required",
+  "pin_required",
+  "wrong_pin",
+  "removed",
+  "rate_limited",
+  "denied",
+]);
 // WebSocket close codes of the server (incamera.signalling.session) that end the session.
 const FATAL_CLOSE = {
   4400: "unsupported_version",
@@ -26,6 +36,7 @@ const FATAL_CLOSE = {
   4404: "meeting_not_found",
   4409: "replaced", // the same session resumed elsewhere (another tab)
   4410: "meeting_closed",
+  4401: "removed", // a moderator removed this participant
 };
 
 export class SignallingError extends Error {
@@ -144,7 +155,7 @@ export class SignallingClient extends EventTarget {
       }
     }
     if (message.type === "error") {
-      if (FATAL_CODES.has(message.code)) {
+      if (FATAL_CODES.has(message.code) || (this.state !== "open" && JOIN_REFUSALS.has(message.code))) {
         this.fail(message.code, new SignallingError(message.code, message.reason));
         return;
       }

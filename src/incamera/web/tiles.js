@@ -83,7 +83,10 @@ export class Tile {
     let label;
     if (this.source === "screen") label = self ? t("tile.yourScreen") : t("tile.screen", { name });
     else label = self ? t("tile.you", { name }) : name;
+    // Guests are labelled as such everywhere (the name is only what they typed).
+    if (participant?.guest) label += ` · ${t("people.guest")}`;
     this.nameEl.textContent = label;
+    this.el.dataset.guest = String(Boolean(participant?.guest));
     const d = this.el.dataset;
     const camera = this.source === "camera";
     d.audioMuted = String(camera && Boolean(participant?.audio_muted));

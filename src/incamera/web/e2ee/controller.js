@@ -54,8 +54,14 @@ export class E2eeController extends EventTarget {
     this.failure = null;
     this.removed = false;
     this.chatSeq = 0;
-    this.announced = [];
-    this.installed = false; // every MLS join shown to this participant, in order: [{name, epoch}]
+    this.announced = []; // every MLS join shown to this participant, in order: [{name, epoch}]
+    this.installed = false; // the first epoch was installed (our own arrival)
+    this.policy = null; // the meeting's access policy (lobby: off | guests | everyone)
+    // Lobby admissions seen as MLS application messages from verified moderators:
+    // participant id -> {by: moderator id}. In a meeting with a lobby, the committer adds a
+    // person who had to wait only with one of these, so the server alone cannot admit.
+    this.admissions = new Map();
+    this.withheld = new Set(); // ids whose key packages this committer left out
   }
 
   roster(id) {
@@ -136,7 +142,16 @@ export class E2eeController extends EventTarget {
     const removeLeaves = (task.remove || [])
       .map((id) => leaves.get(id))
       .filter((leaf) => leaf !== undefined && leaf !== this.member.leafIndex);
-    const adds = (task.add || []).map((a) => ({ id: a.participant, bytes: fromBase64Url(a.key_package) }));
+    const adds = (task.add || [])
+      .map((a) => ({ id: a.participant, bytes: fromBase64Url(a.key_package) }))
+      .filter((a) => {
+        const ok = this.mayAdd(a.id);
+        if (!ok && !this.withheld.has(a.id)) {
+          this.withheld.add(a.id);
+          console.warn("incamera e2ee: not adding a participant no moderator admitted");
+        }
+        return ok;
+      });
     if (adds.length === 0 && removeLeaves.length === 0 && !task.update) return;
     const output = await this.member.commit({
       adds: adds.map((a) => a.bytes),
@@ -226,6 +241,39 @@ export class E2eeController extends EventTarget {
     this.dispatchEvent(new Event("change"));
   }
 
+  /** The access policy changed (welcome.policy or a `policy` message). */
+  setPolicy(policy) {
+    this.policy = policy;
+  }
+
+  /**
+   * Whether this member, as committer, may add participant `id`: always without a lobby;
+   * with one, only moderators (who never wait) and those a verified moderator admitted in
+   * an MLS-authenticated message. Someone the server let in on its own gets no keys.
+   */
+  mayAdd(id) {
+    const lobby = this.policy?.lobby ?? "off";
+    if (lobby === "off") return true;
+    const p = this.participants().get(id);
+    if (!p) return false;
+    if (p.role === "moderator") return true;
+    if (lobby === "guests" && !p.guest) return true;
+    return this.admissions.has(id);
+  }
+
+  /** A moderator lets `person` in: tell the group first (authenticated by MLS). */
+  admit(person) {
+    return this.queue.run(async () => {
+      if (!this.member || this.member.epoch === null || this.removed) {
+        throw new Error("not in the encrypted group yet");
+      }
+      this.admissions.set(person.id, { by: this.self.id });
+      const body = { admit: { id: person.id, name: person.name } };
+      const bytes = await this.member.encryptApplication(encoder.encode(JSON.stringify(body)));
+      await this.signalling.request("mls_message", { message: toBase64Url(bytes) });
+    });
+  }
+
   /** Sends a chat message as an MLS application message (the server sees ciphertext). */
   sendChat(text) {
     return this.queue.run(async () => {
@@ -254,7 +302,18 @@ export class E2eeController extends EventTarget {
     } catch {
       return;
     }
-    if (typeof body?.chat !== "string" || !decrypted.sender?.valid) return;
+    if (!decrypted.sender?.valid) return;
+    if (body?.admit && typeof body.admit.id === "string") {
+      // Only a moderator's admission counts (the role is the server's word; the
+      // authorship is MLS's: the server cannot make one up).
+      const sender = this.participants().get(decrypted.sender.id);
+      if (sender?.role === "moderator") {
+        this.admissions.set(body.admit.id, { by: decrypted.sender.id });
+        this.withheld.delete(body.admit.id);
+      }
+      return;
+    }
+    if (typeof body?.chat !== "string") return;
     const chat = {
       seq: ++this.chatSeq,
       from: decrypted.sender.id,

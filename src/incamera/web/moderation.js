@@ -1,0 +1,86 @@
+// Moderation in the meeting page: the waiting list (lobby) with "let in"/"decline", the
+// per-person actions (mute, stop video, remove, roles), the moderator bar (mute everyone,
+// lock, end for everyone) and the access settings. Rendering only: every action goes to
+// the `actions` callbacks, which send the signalling requests (docs/protocol.md, "Access
+// and moderation"). The server enforces all of it; the buttons are just the way in.
+
+import { h } from "./dom.js";
+import { t } from "./i18n.js";
+
+/** Whether `participant` is a moderator. */
+export const isModerator = (participant) => participant?.role === "moderator";
+
+/** "guest" / "moderator" labels shown next to a name everywhere (people list, tiles). */
+export function roleTags(participant) {
+  const tags = [];
+  if (participant?.guest) tags.push(t("people.guest"));
+  if (isModerator(participant)) tags.push(t("people.moderator"));
+  return tags;
+}
+
+/** The lobby list for moderators: one row per waiting person with let in / decline. */
+export function renderLobby({ section, heading, list }, waiting, actions) {
+  section.hidden = waiting.length === 0;
+  heading.textContent = t("lobby.waiting", { count: waiting.length });
+  list.replaceChildren(
+    ...waiting.map((person) =>
+      h(
+        "li",
+        { dataset: { waiting: person.id } },
+        h(
+          "span",
+          { class: "who" },
+          person.name,
+          h("small", { class: "tag", text: person.guest ? t("people.guest") : person.account || "" }),
+        ),
+        h(
+          "span",
+          { class: "actions" },
+          button(t("lobby.admit"), "admit", () => actions.admit(person)),
+          button(t("lobby.deny"), "deny", () => actions.deny(person)),
+        ),
+      ),
+    ),
+  );
+}
+
+/** The moderator's buttons for one other participant in the people list. */
+export function participantActions(participant, actions) {
+  const name = participant.name;
+  return h(
+    "span",
+    { class: "actions" },
+    participant.audio_muted ? null : button(t("mod.mute"), "mute", () => actions.moderate(participant, "mute")),
+    participant.video_muted
+      ? null
+      : button(t("mod.stopVideo"), "stop-video", () => actions.moderate(participant, "stop_video")),
+    isModerator(participant)
+      ? button(t("mod.demote"), "demote", () => actions.setRole(participant, "participant"))
+      : button(t("mod.promote"), "promote", () => actions.setRole(participant, "moderator")),
+    button(t("mod.remove"), "remove", () => {
+      if (!actions.confirm(t("mod.removeConfirm", { name }))) return;
+      const block = actions.confirm(t("mod.blockConfirm", { name }));
+      actions.moderate(participant, "remove", { block });
+    }),
+  );
+}
+
+/** Shows the moderator bar and the access form for moderators, with the current policy. */
+export function renderModeratorControls(elements, policy, moderator) {
+  elements.bar.hidden = !moderator;
+  elements.form.hidden = !moderator;
+  if (!policy) return;
+  elements.lock.setAttribute("aria-pressed", String(Boolean(policy.locked)));
+  elements.lock.textContent = t(policy.locked ? "mod.unlock" : "mod.lock");
+  if (document.activeElement && elements.form.contains(document.activeElement)) return;
+  elements.lobby.value = policy.lobby || "off";
+  elements.membersOnly.checked = Boolean(policy.members_only);
+  elements.guests.checked = policy.guests_allowed !== false;
+  elements.pin.placeholder = policy.pin_set ? "••••" : "";
+}
+
+function button(text, action, onClick) {
+  const el = h("button", { type: "button", class: "secondary small", dataset: { action }, text });
+  el.addEventListener("click", onClick);
+  return el;
+}
