@@ -5,6 +5,23 @@ network. The signalling layer (``incamera.signalling``) drives them and talks to
 plane.
 """
 
+from .lobby import Lobby, LobbyError, Waiting
+from .roles import Action, Forbidden, LastModerator, ModerationError, Role
 from .room import ChatEntry, Participant, Room, RoomError, Source, Track
 
-__all__ = ["ChatEntry", "Participant", "Room", "RoomError", "Source", "Track"]
+__all__ = [
+    "Action",
+    "ChatEntry",
+    "Forbidden",
+    "LastModerator",
+    "Lobby",
+    "LobbyError",
+    "ModerationError",
+    "Participant",
+    "Role",
+    "Room",
+    "RoomError",
+    "Source",
+    "Track",
+    "Waiting",
+]

@@ -11,6 +11,10 @@ Rules:
 - Everybody receives every other participant's tracks (:meth:`Room.wanted_by`).
 - Chat messages get consecutive sequence numbers from 1; the room keeps the last
   ``history`` of them for newcomers.
+- Each participant has a role (:mod:`incamera.rooms.roles`); ``participants`` is in order of
+  arrival. When the last moderator leaves, :meth:`Room.leave` promotes a successor
+  (:func:`~incamera.rooms.roles.successor`); :meth:`Room.set_role` refuses to demote the
+  last moderator.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from .roles import LastModerator, Role, successor
 
 CHAT_HISTORY = 100
 
@@ -56,7 +62,14 @@ class Participant:
     video_muted: bool = False
     hand_raised: bool = False
     reconnecting: bool = False
+    role: Role = Role.PARTICIPANT
+    guest: bool = True  # False: signed in with an account
+    account: str | None = None  # the signed-in account's id
     tracks: dict[str, Track] = field(default_factory=dict)  # producer id -> track
+
+    @property
+    def moderator(self) -> bool:
+        return self.role is Role.MODERATOR
 
     @property
     def screen_sharing(self) -> bool:
@@ -88,20 +101,56 @@ class Room:
 
     # -- membership ------------------------------------------------------------------------
 
-    def join(self, participant_id: str, name: str) -> Participant:
+    def join(
+        self,
+        participant_id: str,
+        name: str,
+        *,
+        role: Role = Role.PARTICIPANT,
+        guest: bool = True,
+        account: str | None = None,
+    ) -> Participant:
         if participant_id in self.participants:
             raise RoomError("already in the room")
-        participant = Participant(participant_id, name)
+        participant = Participant(participant_id, name, role=role, guest=guest, account=account)
         self.participants[participant_id] = participant
         return participant
 
     def leave(self, participant_id: str) -> Participant | None:
-        """Take a participant out with its tracks; returns it (None if it was not in)."""
+        """Take a participant out with its tracks; returns it (None if it was not in).
+
+        When it was a moderator, call :meth:`hand_over` next.
+        """
         participant = self.participants.pop(participant_id, None)
         if participant is not None:
             for producer_id in participant.tracks:
                 self._tracks.pop(producer_id, None)
         return participant
+
+    def hand_over(self) -> Participant | None:
+        """After a moderator left: promote the successor if no moderator is left.
+
+        Returns the promoted participant (None: a moderator is still here, or nobody).
+        """
+        heir = successor(self.participants.values())
+        if heir is not None:
+            heir.role = Role.MODERATOR
+        return heir
+
+    @property
+    def moderators(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.moderator]
+
+    def set_role(self, participant_id: str, role: Role) -> bool:
+        """Change a role; returns True if it changed. Raises :class:`LastModerator` for
+        the demotion of the only moderator."""
+        participant = self.get(participant_id)
+        if participant.role is role:
+            return False
+        if participant.moderator and len(self.moderators) == 1:
+            raise LastModerator()
+        participant.role = role
+        return True
 
     def get(self, participant_id: str) -> Participant:
         try:
