@@ -25,6 +25,12 @@ ErrorCode = Literal[
     "not_e2ee",
     "bad_mls",
     "not_mls_member",
+    # lobby and moderation
+    "forbidden",
+    "not_admitted",
+    "denied",
+    "last_moderator",
+    "unknown_participant",
 ]
 
 

@@ -42,6 +42,10 @@ MAX_SIZE = 16_384  # pixels: larger tiles than this do not exist
 Source = Literal["mic", "camera", "screen"]
 MutableSource = Literal["mic", "camera"]
 Quality = Literal["good", "fair", "poor"]
+RoleName = Literal["moderator", "participant"]
+LobbyRule = Literal["off", "guests", "everyone"]
+ModerateAction = Literal["mute", "stop_video", "remove"]
+Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,12}$")]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
 Mid = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -115,6 +119,8 @@ class Participant(Message):
     screen_sharing: bool = False
     reconnecting: bool = False
     device_key: str | None = None  # MLS signature public key (base64url), from its key package
+    role: RoleName = "participant"
+    guest: bool = True  # False: signed in with an account
 
 
 class ChatMessage(Message):
@@ -142,6 +148,26 @@ class MlsAdd(Message):
     key_package: str
 
 
+class AccessInfo(Message):
+    """The meeting's access policy as participants see it (never the PIN itself)."""
+
+    lobby: LobbyRule
+    locked: bool
+    pin_set: bool
+    members_only: bool
+    guests_allowed: bool
+
+
+class LobbyEntry(Message):
+    """One person waiting in the lobby (``account``: the signed-in account's id)."""
+
+    omit_none: ClassVar[bool] = True
+    id: Id
+    name: str
+    guest: bool
+    account: str | None = None
+
+
 # -- client -> server ----------------------------------------------------------------------
 
 
@@ -157,6 +183,7 @@ class Hello(ClientMessage):
     name: Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX)]
     resume: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     test_skip_mls: bool | None = None  # test hook (testing.hooks): stay outside the MLS group
+    test_bypass_lobby: bool | None = None  # test hook (testing.hooks): the server alone admits
 
     @field_validator("name")
     @classmethod
@@ -255,6 +282,60 @@ class MlsMessage(ClientMessage):
     message: MlsBytes
 
 
+class Admit(ClientMessage):
+    """A moderator lets someone waiting in the lobby in."""
+
+    type: Literal["admit"] = "admit"
+    participant: Id
+
+
+class Deny(ClientMessage):
+    """A moderator turns someone waiting in the lobby away."""
+
+    type: Literal["deny"] = "deny"
+    participant: Id
+
+
+class Moderate(ClientMessage):
+    """A moderator mutes someone, stops their camera or removes them (``block``: for good)."""
+
+    type: Literal["moderate"] = "moderate"
+    action: ModerateAction
+    participant: Id
+    block: bool = False
+
+
+class MuteAll(ClientMessage):
+    type: Literal["mute_all"] = "mute_all"
+
+
+class SetPolicy(ClientMessage):
+    """Change the access policy: only the fields present change (``pin: null`` clears it)."""
+
+    type: Literal["set_policy"] = "set_policy"
+    lobby: LobbyRule | None = None
+    locked: bool | None = None
+    pin: Pin | None = None
+    members_only: bool | None = None
+    guests_allowed: bool | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the request sets (``pin`` may be None: remove the PIN)."""
+        fields = self.model_fields_set - {"type", "rid"}
+        changes = {name: getattr(self, name) for name in fields}
+        return {k: v for k, v in changes.items() if v is not None or k == "pin"}
+
+
+class SetRole(ClientMessage):
+    type: Literal["set_role"] = "set_role"
+    participant: Id
+    role: RoleName
+
+
+class EndMeeting(ClientMessage):
+    type: Literal["end_meeting"] = "end_meeting"
+
+
 AnyClientMessage = Annotated[
     Hello
     | Leave
@@ -270,7 +351,14 @@ AnyClientMessage = Annotated[
     | MlsKeyPackage
     | MlsCreate
     | MlsCommit
-    | MlsMessage,
+    | MlsMessage
+    | Admit
+    | Deny
+    | Moderate
+    | MuteAll
+    | SetPolicy
+    | SetRole
+    | EndMeeting,
     Field(discriminator="type"),
 ]
 
@@ -286,6 +374,50 @@ class Welcome(Message):
     participants: list[Participant]
     chat: list[ChatMessage]
     e2ee: E2eeInfo | None = None  # None: the meeting is NOT end-to-end encrypted
+    policy: AccessInfo | None = None
+
+
+class LobbyWait(Message):
+    """Instead of ``welcome``: wait until a moderator lets you in (``position`` 1 = next)."""
+
+    type: Literal["lobby_wait"] = "lobby_wait"
+    position: int | None = None
+
+
+class LobbyUpdate(Message):
+    """The server's ``lobby`` (to moderators): everyone waiting, in order."""
+
+    type: Literal["lobby"] = "lobby"
+    waiting: list[LobbyEntry]
+
+
+class Moderated(Message):
+    """To a participant a moderator muted (``mute``) or whose camera it stopped."""
+
+    type: Literal["moderated"] = "moderated"
+    action: Literal["mute", "stop_video"]
+    by: str
+
+
+class Removed(Message):
+    """To a participant a moderator removed; the socket closes next (code 4401)."""
+
+    type: Literal["removed"] = "removed"
+    by: str
+    blocked: bool
+
+
+class MeetingEnded(Message):
+    """A moderator ended the meeting for everyone; sockets close next (code 4410)."""
+
+    type: Literal["meeting_ended"] = "meeting_ended"
+    by: str
+
+
+class PolicyChanged(AccessInfo):
+    """The server's ``policy``: the access policy changed."""
+
+    type: Literal["policy"] = "policy"
 
 
 class Error(Message):
@@ -400,7 +532,13 @@ AnyServerMessage = Annotated[
     | MlsTask
     | MlsCommitPosted
     | MlsWelcome
-    | MlsMessagePosted,
+    | MlsMessagePosted
+    | LobbyWait
+    | LobbyUpdate
+    | Moderated
+    | Removed
+    | MeetingEnded
+    | PolicyChanged,
     Field(discriminator="type"),
 ]
 
@@ -472,7 +610,9 @@ def encode(message: Message) -> str:
 
 __all__ = [
     "PROTOCOL_VERSIONS",
+    "AccessInfo",
     "ActiveSpeaker",
+    "Admit",
     "AnyClientMessage",
     "AnyServerMessage",
     "Chat",
@@ -480,13 +620,19 @@ __all__ = [
     "ChatPosted",
     "ClientMessage",
     "ConnectionQuality",
+    "Deny",
     "E2eeInfo",
+    "EndMeeting",
     "Error",
     "Hand",
     "Hello",
     "KeyFrame",
     "Layer",
     "Leave",
+    "LobbyEntry",
+    "LobbyUpdate",
+    "LobbyWait",
+    "MeetingEnded",
     "Message",
     "MlsAdd",
     "MlsCommit",
@@ -497,16 +643,23 @@ __all__ = [
     "MlsMessagePosted",
     "MlsTask",
     "MlsWelcome",
+    "Moderate",
+    "Moderated",
     "Mute",
+    "MuteAll",
     "Participant",
     "ParticipantJoined",
     "ParticipantLeft",
     "ParticipantUpdated",
     "Ping",
+    "PolicyChanged",
     "Pong",
     "Publish",
+    "Removed",
     "Reply",
     "RestartIce",
+    "SetPolicy",
+    "SetRole",
     "Source",
     "Subscribe",
     "SubscribeAnswer",
