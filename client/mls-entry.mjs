@@ -25,3 +25,7 @@ export { decodeRatchetTree, encodeRatchetTree } from "ts-mls/ratchetTree.js";
 // Application messages are opened with the lower-level call so that the sender's leaf (whose
 // signature verified) is known; processPrivateMessage returns only the data.
 export { unprotectPrivateMessage } from "ts-mls/messageProtection.js";
+// For tests/js/parenthash.test.mjs: the (patched, see build.sh) RFC 9420 §7.9.2 parent-hash
+// verification and the §7.8 tree hash, to check them on the RFC test vectors and tampered trees.
+export { verifyParentHashes } from "ts-mls/parentHash.js";
+export { treeHash } from "ts-mls/treeHash.js";

@@ -1,11 +1,13 @@
 """``src/incamera/web/vendor/ts-mls.js`` is reproducible: rebuilt in a temporary folder from
-``client/package-lock.json`` (``npm ci --ignore-scripts``, then ``client/build.sh``) it is
-byte for byte the committed file. npm verifies every package against the lockfile's
-integrity hash; the packages come from npm's cache when ``make js-deps`` filled it (the
-suite runs without a network), else from the registry."""
+``client/package-lock.json`` (``npm ci --ignore-scripts``, then ``client/build.sh``, which
+applies ``client/patches/ts-mls+1.6.4.patch`` to a copy of ts-mls) it is byte for byte the
+committed file. npm verifies every package against the lockfile's integrity hash; the packages
+come from npm's cache when ``make js-deps`` filled it (the suite runs without a network), else
+from the registry."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -40,11 +42,23 @@ def test_bundle_header_names_versions_and_command() -> None:
     assert any("npm ci --ignore-scripts && sh build.sh" in line for line in header)
 
 
+def test_bundle_header_names_the_ts_mls_patch() -> None:
+    """The bundle says that its ts-mls is patched, with which file (and its hash) and why."""
+    patch = CLIENT / "patches" / "ts-mls+1.6.4.patch"
+    digest = hashlib.sha256(patch.read_bytes()).hexdigest()
+    header = BUNDLE.read_text().splitlines()[:8]
+    line = next(line for line in header if line.startswith("// PATCHED ts-mls:"))
+    assert "client/patches/ts-mls+1.6.4.patch" in line
+    assert digest in line
+
+
 def test_bundle_rebuilds_byte_identical(tmp_path: Path) -> None:
     npm = shutil.which("npm")
     assert npm is not None, "npm is required: make test installs it"
-    for name in ("package.json", "package-lock.json", "mls-entry.mjs", "build.sh"):
+    files = ("package.json", "package-lock.json", "mls-entry.mjs", "build.sh", "apply-patch.mjs")
+    for name in files:
         shutil.copy2(CLIENT / name, tmp_path / name)
+    shutil.copytree(CLIENT / "patches", tmp_path / "patches")
     install = subprocess.run(
         [npm, "ci", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"],
         cwd=tmp_path,
