@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,15 +24,16 @@ class MeetingRecord:
     closes_at: datetime | None  # None while somebody is in the meeting
     closed_at: datetime | None  # set once the meeting has closed
     e2ee: bool = True  # end-to-end encrypted (False only where the policy allowed it)
+    access_policy: dict[str, Any] | None = None  # AccessPolicy.stored(); None: defaults
+    moderator_key_hash: str | None = None  # SHA-256 hex of the moderator key
+    owner_account_id: str | None = None  # the signed-in creator
 
     @property
     def is_closed(self) -> bool:
         return self.closed_at is not None
 
 
-def _record(
-    row: sa.Row[tuple[str, str | None, bool, datetime, datetime | None, datetime | None]],
-) -> MeetingRecord:
+def _record(row: sa.Row[Any]) -> MeetingRecord:
     return MeetingRecord(
         id=row.id,
         title=row.title,
@@ -39,6 +41,9 @@ def _record(
         created_at=row.created_at,
         closes_at=row.closes_at,
         closed_at=row.closed_at,
+        access_policy=row.access_policy,
+        moderator_key_hash=row.moderator_key_hash,
+        owner_account_id=row.owner_account_id,
     )
 
 
@@ -56,6 +61,9 @@ class MeetingStore:
                     created_at=record.created_at,
                     closes_at=record.closes_at,
                     closed_at=record.closed_at,
+                    access_policy=record.access_policy,
+                    moderator_key_hash=record.moderator_key_hash,
+                    owner_account_id=record.owner_account_id,
                 )
             )
 
@@ -69,9 +77,19 @@ class MeetingStore:
                     meetings.c.created_at,
                     meetings.c.closes_at,
                     meetings.c.closed_at,
+                    meetings.c.access_policy,
+                    meetings.c.moderator_key_hash,
+                    meetings.c.owner_account_id,
                 ).where(meetings.c.id == meeting_id)
             ).one_or_none()
         return None if row is None else _record(row)
+
+    def set_access_policy(self, meeting_id: str, policy: dict[str, Any]) -> None:
+        """Store a meeting's changed access policy (``AccessPolicy.stored()``)."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                meetings.update().where(meetings.c.id == meeting_id).values(access_policy=policy)
+            )
 
     def set_closes_at(self, meeting_id: str, closes_at: datetime | None) -> None:
         """Record a change of occupancy: None when the first person joined, a time when the

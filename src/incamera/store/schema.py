@@ -50,6 +50,16 @@ meetings = sa.Table(
     # When the meeting closes if nobody joins; NULL while somebody is in it.
     sa.Column("closes_at", UTCDateTime(), nullable=True, index=True),
     sa.Column("closed_at", UTCDateTime(), nullable=True),
+    # Access policy (incamera.rooms.access.AccessPolicy.stored(); NULL: the defaults).
+    sa.Column("access_policy", sa.JSON(), nullable=True),
+    sa.Column("moderator_key_hash", sa.String(64), nullable=True),  # SHA-256 hex of the key
+    # The signed-in creator: joining signed in makes them a moderator.
+    sa.Column(
+        "owner_account_id",
+        sa.String(32),
+        sa.ForeignKey("accounts.id", ondelete="SET NULL", name="fk_meetings_owner_account_id"),
+        nullable=True,
+    ),
 )
 
 
@@ -117,4 +127,52 @@ sessions = sa.Table(
     sa.Column("data", sa.JSON(), nullable=False),  # sign-in in progress (TOTP step, OIDC)
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("last_seen_at", UTCDateTime(), nullable=False, index=True),
+)
+
+
+# --- access: invitations, blocks, the audit log -------------------------------------------
+
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # SHA-256 hex of the token
+    sa.Column(
+        "meeting_id",
+        sa.String(64),
+        sa.ForeignKey("meetings.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("role", sa.String(20), nullable=False),  # "participant" | "moderator"
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+meeting_blocks = sa.Table(
+    "meeting_blocks",
+    metadata,
+    sa.Column(
+        "meeting_id",
+        sa.String(64),
+        sa.ForeignKey("meetings.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("kind", sa.String(10), primary_key=True),  # "account" | "guest"
+    sa.Column("subject", sa.String(64), primary_key=True),  # account id or guest cookie id
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("kind", sa.String(40), nullable=False, index=True),
+    # No foreign key: the log outlives what it talks about.
+    sa.Column("meeting_id", sa.String(64), nullable=True, index=True),
+    sa.Column("actor", sa.String(64), nullable=True),  # participant/account id or "system"
+    sa.Column("subject", sa.String(64), nullable=True),
+    sa.Column("details", sa.JSON(), nullable=False),  # never secrets
+    sa.Column("source_ip", sa.String(45), nullable=True),  # only with audit.store_ip_addresses
 )
