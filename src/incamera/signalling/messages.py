@@ -182,6 +182,11 @@ class Hello(ClientMessage):
     ]
     name: Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX)]
     resume: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    # Access (docs/protocol.md, "Joining"): the moderator link's key, a per-person
+    # invitation's token, the meeting's PIN. Never logged.
+    moderator_key: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    invite: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    pin: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,12}$")] | None = None
     test_skip_mls: bool | None = None  # test hook (testing.hooks): stay outside the MLS group
     test_bypass_lobby: bool | None = None  # test hook (testing.hooks): the server alone admits
 
