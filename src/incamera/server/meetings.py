@@ -17,6 +17,8 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from incamera.rooms.access import AccessPolicy
+
 # 16 random bytes = 128 bits; token_urlsafe gives 22 characters of base64url.
 MEETING_ID_BYTES = 16
 MEETING_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,64}")
@@ -69,6 +71,10 @@ class Meeting:
     participants: set[str] = field(default_factory=set)
     closes_at: datetime | None = None
     closed_at: datetime | None = None
+    # Who may enter (incamera.rooms.access); the moderator key only as its SHA-256 digest.
+    access_policy: AccessPolicy = field(default_factory=AccessPolicy)
+    moderator_key_hash: str | None = None
+    owner_account_id: str | None = None
 
     @classmethod
     def create(
@@ -79,6 +85,9 @@ class Meeting:
         title: str | None = None,
         *,
         e2ee: bool = True,
+        access_policy: AccessPolicy | None = None,
+        moderator_key_hash: str | None = None,
+        owner_account_id: str | None = None,
     ) -> Meeting:
         return cls(
             id=meeting_id,
@@ -87,6 +96,9 @@ class Meeting:
             title=title,
             e2ee=e2ee,
             closes_at=now + policy.unused_ttl,
+            access_policy=access_policy or AccessPolicy(),
+            moderator_key_hash=moderator_key_hash,
+            owner_account_id=owner_account_id,
         )
 
     def is_open(self, now: datetime) -> bool:
@@ -113,6 +125,14 @@ class Meeting:
         if self.participants:
             return False
         self.closes_at = now + self.policy.empty_grace
+        return True
+
+    def end(self, now: datetime) -> bool:
+        """Close the meeting at once (a moderator ended it). Returns True if it was open."""
+        if self.closed_at is not None:
+            return False
+        self.closed_at = now
+        self.closes_at = None
         return True
 
     def close_if_due(self, now: datetime) -> bool:

@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 import structlog
 from anyio import to_thread
 
+from incamera.rooms.access import AccessPolicy, BlockList, Invitation, MeetingAccess, secret_digest
 from incamera.store import MeetingRecord, MeetingStore
+from incamera.store.access import AccessStore, InvitationRecord
 
 from .meetings import (
     ClosePolicy,
@@ -45,6 +47,9 @@ def _meeting(record: MeetingRecord, policy: ClosePolicy) -> Meeting:
         e2ee=record.e2ee,
         closes_at=record.closes_at,
         closed_at=record.closed_at,
+        access_policy=AccessPolicy.from_stored(record.access_policy),
+        moderator_key_hash=record.moderator_key_hash,
+        owner_account_id=record.owner_account_id,
     )
 
 
@@ -56,6 +61,9 @@ def _record(meeting: Meeting) -> MeetingRecord:
         created_at=meeting.created_at,
         closes_at=meeting.closes_at,
         closed_at=meeting.closed_at,
+        access_policy=meeting.access_policy.stored(),
+        moderator_key_hash=meeting.moderator_key_hash,
+        owner_account_id=meeting.owner_account_id,
     )
 
 
@@ -65,8 +73,10 @@ class MeetingRegistry:
         store: MeetingStore,
         policy: ClosePolicy,
         clock: Callable[[], datetime] = utc_now,
+        access: AccessStore | None = None,
     ) -> None:
         self._store = store
+        self._access = access if access is not None else AccessStore(store.database)
         self.policy = policy
         self._clock = clock
         self._occupied: dict[str, Meeting] = {}
@@ -79,8 +89,25 @@ class MeetingRegistry:
     def now(self) -> datetime:
         return self._clock()
 
-    async def create(self, title: str | None = None, *, e2ee: bool = True) -> Meeting:
-        meeting = Meeting.create(new_meeting_id(), self._clock(), self.policy, title, e2ee=e2ee)
+    async def create(
+        self,
+        title: str | None = None,
+        *,
+        e2ee: bool = True,
+        access_policy: AccessPolicy | None = None,
+        moderator_key_hash: str | None = None,
+        owner_account_id: str | None = None,
+    ) -> Meeting:
+        meeting = Meeting.create(
+            new_meeting_id(),
+            self._clock(),
+            self.policy,
+            title,
+            e2ee=e2ee,
+            access_policy=access_policy,
+            moderator_key_hash=moderator_key_hash,
+            owner_account_id=owner_account_id,
+        )
         await to_thread.run_sync(self._store.insert, _record(meeting))
         log.info("meeting created")
         return meeting
@@ -100,6 +127,78 @@ class MeetingRegistry:
     async def e2ee(self, meeting_id: str) -> bool:
         """Whether the meeting is end-to-end encrypted. Raises ``MeetingNotFound``."""
         return (await self.get(meeting_id)).e2ee
+
+    # -- access (incamera.rooms.access) ----------------------------------------------------
+
+    async def policy(self, meeting_id: str) -> AccessPolicy:
+        """The meeting's access policy. Raises ``MeetingNotFound``."""
+        return (await self.get(meeting_id)).access_policy
+
+    async def set_policy(self, meeting_id: str, policy: AccessPolicy) -> None:
+        """Store a changed access policy (and keep it on the live meeting)."""
+        async with self._lock:
+            meeting = await self.get(meeting_id)
+            await to_thread.run_sync(self._store.set_access_policy, meeting_id, policy.stored())
+            meeting.access_policy = policy
+
+    async def block(
+        self, meeting_id: str, *, account_id: str | None = None, guest_id: str | None = None
+    ) -> None:
+        """Keep an account, or a guest's browser, out of the meeting from now on."""
+        now = self._clock()
+        if account_id is not None:
+            await to_thread.run_sync(self._access.block, meeting_id, "account", account_id, now)
+        elif guest_id is not None:
+            await to_thread.run_sync(self._access.block, meeting_id, "guest", guest_id, now)
+
+    async def end(self, meeting_id: str) -> None:
+        """A moderator ended the meeting: closed now, nobody can join again."""
+        async with self._lock:
+            meeting = await self.get(meeting_id)
+            if meeting.end(self._clock()):
+                await to_thread.run_sync(self._store.close_now, meeting_id, meeting.closed_at)
+
+    async def add_invitation(
+        self, meeting_id: str, token: str, role: str, name: str | None, expires_at: datetime
+    ) -> None:
+        record = InvitationRecord(
+            token_hash=secret_digest(token),
+            meeting_id=meeting_id,
+            role=role,
+            name=name,
+            created_at=self._clock(),
+            expires_at=expires_at,
+        )
+        await to_thread.run_sync(self._access.add_invitation, record)
+
+    async def access(self, meeting: Meeting, invite: str | None) -> MeetingAccess:
+        """What the join decision needs to know about ``meeting`` (with the invitation
+        ``invite`` names, if any)."""
+        blocks = await to_thread.run_sync(self._access.blocks, meeting.id)
+        invitation = None
+        if invite:
+            found = await to_thread.run_sync(
+                self._access.find_invitation, meeting.id, secret_digest(invite)
+            )
+            if found is not None:
+                invitation = Invitation(
+                    token_digest=found.token_hash,
+                    meeting_id=found.meeting_id,
+                    role="moderator" if found.role == "moderator" else "participant",
+                    expires_at=found.expires_at.timestamp(),
+                    name=found.name,
+                )
+        return MeetingAccess(
+            meeting_id=meeting.id,
+            policy=meeting.access_policy,
+            moderator_key_digest=meeting.moderator_key_hash,
+            owner_account_id=meeting.owner_account_id,
+            blocks=BlockList(account_ids=blocks.account_ids, guest_ids=blocks.guest_ids),
+            invitation=invitation,
+        )
+
+    async def purge_invitations(self) -> int:
+        return await to_thread.run_sync(self._access.purge_expired_invitations, self._clock())
 
     async def join(self, meeting_id: str, participant_id: str) -> Meeting:
         """Put a participant in a meeting. Raises ``MeetingNotFound`` or ``MeetingClosed``."""

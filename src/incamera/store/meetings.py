@@ -49,6 +49,7 @@ def _record(row: sa.Row[Any]) -> MeetingRecord:
 
 class MeetingStore:
     def __init__(self, database: Database) -> None:
+        self.database = database
         self._engine = database.engine
 
     def insert(self, record: MeetingRecord) -> None:
@@ -99,6 +100,15 @@ class MeetingStore:
                 meetings.update()
                 .where(meetings.c.id == meeting_id, meetings.c.closed_at.is_(None))
                 .values(closes_at=closes_at)
+            )
+
+    def close_now(self, meeting_id: str, now: datetime) -> None:
+        """Close one meeting at once (a moderator ended it); a closed one stays as it was."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                meetings.update()
+                .where(meetings.c.id == meeting_id, meetings.c.closed_at.is_(None))
+                .values(closed_at=now)
             )
 
     def close_due(self, now: datetime) -> list[str]:
