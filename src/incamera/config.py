@@ -208,6 +208,51 @@ class E2eeSettings(BaseModel):
     )
 
 
+class AccessSettings(BaseModel):
+    """Rate limits of joining and PIN guessing (docs/operations.md, "Meeting access")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    joins_per_minute_per_source: int = Field(
+        default=30, ge=1, description="join attempts per minute per meeting and network address"
+    )
+    joins_per_minute: int = Field(
+        default=120, ge=1, description="join attempts per minute per meeting, all addresses"
+    )
+    pin_failures_per_source: int = Field(
+        default=5,
+        ge=1,
+        description="wrong PINs per meeting and network address within "
+        "pin_source_window_seconds; then even the right PIN is refused until the window passes",
+    )
+    pin_source_window_seconds: int = Field(
+        default=600, ge=1, description="the window of pin_failures_per_source, in seconds"
+    )
+    pin_failures_per_meeting: int = Field(
+        default=20,
+        ge=1,
+        description="wrong PINs per meeting, all addresses, within pin_meeting_window_seconds",
+    )
+    pin_meeting_window_seconds: int = Field(
+        default=3600, ge=1, description="the window of pin_failures_per_meeting, in seconds"
+    )
+
+
+class AuditSettings(BaseModel):
+    """The security audit log (docs/operations.md, "Audit log")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: int = Field(
+        default=30, ge=1, description="audit events older than this many days are deleted"
+    )
+    store_ip_addresses: bool = Field(
+        default=False,
+        description="store the client's network address with each audit event (personal "
+        "data: check your data protection rules first)",
+    )
+
+
 class TestingSettings(BaseModel):
     """Hooks for the test suite only. Never enable them in production."""
 
@@ -383,6 +428,8 @@ class Settings(BaseSettings):
     testing: TestingSettings = Field(default_factory=TestingSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @classmethod
     def settings_customise_sources(
