@@ -16,6 +16,15 @@ itself: ``e2ee`` (from ``welcome``), ``mls_tasks``, ``mls_commits``, ``mls_welco
 :meth:`SignallingClient.mls_key_package`, :meth:`~SignallingClient.mls_create`,
 :meth:`~SignallingClient.mls_commit` and :meth:`~SignallingClient.mls_message` send the
 client's MLS messages as given.
+
+Lobby and moderation: :meth:`SignallingClient.join` returns on ``lobby_wait`` too
+(``waiting`` is then true, ``lobby_position`` the place in the queue);
+:meth:`~SignallingClient.wait_admitted` waits for the ``welcome`` (or raises the ``denied``
+error). ``policy``, ``lobby`` (moderators), ``moderated``, ``removed`` and ``ended`` keep
+what the server said; :meth:`~SignallingClient.admit`, :meth:`~SignallingClient.deny`,
+:meth:`~SignallingClient.moderate`, :meth:`~SignallingClient.mute_all`,
+:meth:`~SignallingClient.set_policy`, :meth:`~SignallingClient.set_role` and
+:meth:`~SignallingClient.end_meeting` send the moderator requests.
 """
 
 from __future__ import annotations
@@ -86,6 +95,12 @@ class SignallingClient:
         self.mls_commits: list[m.MlsCommitPosted] = []
         self.mls_welcomes: list[m.MlsWelcome] = []
         self.mls_messages: list[m.MlsMessagePosted] = []
+        self.policy: m.AccessInfo | None = None
+        self.lobby: list[m.LobbyEntry] = []  # moderators: who waits
+        self.lobby_position: int | None = None  # while this client waits in the lobby
+        self.moderated: list[m.Moderated] = []
+        self.removed: m.Removed | None = None
+        self.ended: m.MeetingEnded | None = None
         self.received: list[Any] = []
         self.errors: list[m.Error] = []  # errors that answer no request
         self.answered_offers = 0
@@ -96,6 +111,8 @@ class SignallingClient:
         self._subscribe_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._welcomed: asyncio.Future[m.Welcome] = asyncio.get_running_loop().create_future()
+        # ``welcome`` or ``lobby_wait``: the answer to ``hello``
+        self._answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     # -- connecting ------------------------------------------------------------------------
@@ -112,27 +129,53 @@ class SignallingClient:
         versions: tuple[int, ...] = m.PROTOCOL_VERSIONS,
         timeout: float = 10.0,
         test_skip_mls: bool | None = None,
+        test_bypass_lobby: bool | None = None,
+        cookies: Mapping[str, str] | None = None,
+        **credentials: str | None,
     ) -> SignallingClient:
-        """Connect to a meeting (its link or ws URL), say hello and wait for ``welcome``.
+        """Connect to a meeting (its link or ws URL), say hello and wait for ``welcome``
+        or ``lobby_wait`` (then ``waiting`` is true: see :meth:`wait_admitted`).
 
-        Raises :class:`SignallingError` when the server answers ``hello`` with an error
-        (``meeting_not_found``, ``unsupported_version``...).
+        ``credentials`` are further ``hello`` fields (``moderator_key``, ``invite``,
+        ``pin``); None values are left out. ``cookies`` go with the upgrade request (the
+        session cookie of a signed-in account, the guest's ``incamera_guest``). Raises
+        :class:`SignallingError` when the server answers ``hello`` with an error
+        (``meeting_not_found``, ``unsupported_version``, ``meeting_locked``...).
         """
         ws_url, default_origin = websocket_url(url)
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else None
         ws = await connect(
-            ws_url, origin=Origin(origin or default_origin), open_timeout=timeout, max_size=2**22
+            ws_url,
+            origin=Origin(origin or default_origin),
+            open_timeout=timeout,
+            max_size=2**22,
+            additional_headers=headers,
         )
         client = cls(ws, on_subscribe)
         try:
             hello = m.Hello(
-                versions=list(versions), name=name, resume=resume, test_skip_mls=test_skip_mls
+                versions=list(versions),
+                name=name,
+                resume=resume,
+                test_skip_mls=test_skip_mls,
+                test_bypass_lobby=test_bypass_lobby,
+                **{k: v for k, v in credentials.items() if v is not None},
             )
             await client.send(hello)
-            await asyncio.wait_for(asyncio.shield(client._welcomed), timeout)
+            await asyncio.wait_for(asyncio.shield(client._answered), timeout)
         except BaseException:
             await client.close()
             raise
         return client
+
+    @property
+    def waiting(self) -> bool:
+        """In the lobby: no ``welcome`` yet."""
+        return self.welcome is None and self.lobby_position is not None
+
+    async def wait_admitted(self, timeout: float = 15.0) -> m.Welcome:
+        """Wait for the ``welcome`` after ``lobby_wait``; raises the ``denied`` error."""
+        return await asyncio.wait_for(asyncio.shield(self._welcomed), timeout)
 
     @property
     def id(self) -> str:
@@ -236,6 +279,32 @@ class SignallingClient:
     async def mls_message(self, message: bytes) -> None:
         await self.request(m.MlsMessage(message=m.b64encode(message)))
 
+    # -- moderation ------------------------------------------------------------------------
+
+    async def admit(self, participant: str) -> None:
+        await self.request(m.Admit(participant=participant))
+
+    async def deny(self, participant: str) -> None:
+        await self.request(m.Deny(participant=participant))
+
+    async def moderate(self, action: str, participant: str, *, block: bool = False) -> None:
+        """``mute``, ``stop_video`` or ``remove`` (``block``: it cannot join again)."""
+        await self.request(m.Moderate(action=action, participant=participant, block=block))  # type: ignore[arg-type]
+
+    async def mute_all(self) -> None:
+        await self.request(m.MuteAll())
+
+    async def set_policy(self, **changes: object) -> None:
+        """``lobby``, ``locked``, ``pin`` (None removes it), ``members_only``,
+        ``guests_allowed``: only the fields given change."""
+        await self.request(m.SetPolicy.model_validate({"type": "set_policy", **changes}))
+
+    async def set_role(self, participant: str, role: str) -> None:
+        await self.request(m.SetRole(participant=participant, role=role))  # type: ignore[arg-type]
+
+    async def end_meeting(self) -> None:
+        await self.request(m.EndMeeting())
+
     async def ping(self) -> None:
         count = sum(isinstance(x, m.Pong) for x in self.received)
         await self.send(m.Ping())
@@ -302,6 +371,9 @@ class SignallingClient:
             failure = SignallingError("the connection closed", "internal")
             if not self._welcomed.done():
                 self._welcomed.set_exception(failure)
+                self._welcomed.exception()  # retrieved: nobody may be waiting for it
+            if not self._answered.done():
+                self._answered.set_exception(failure)
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(failure)
@@ -316,8 +388,26 @@ class SignallingClient:
                 self.participants = {p.id: p for p in message.participants}
                 known = {c.seq for c in self.chat}
                 self.chat.extend(c for c in message.chat if c.seq not in known)
+                self.policy = message.policy
+                self.lobby_position = None
                 if not self._welcomed.done():
                     self._welcomed.set_result(message)
+                if not self._answered.done():
+                    self._answered.set_result(None)
+            case m.LobbyWait():
+                self.lobby_position = message.position
+                if not self._answered.done():
+                    self._answered.set_result(None)
+            case m.LobbyUpdate():
+                self.lobby = list(message.waiting)
+            case m.PolicyChanged():
+                self.policy = m.AccessInfo(**message.model_dump(exclude={"type"}))
+            case m.Moderated():
+                self.moderated.append(message)
+            case m.Removed():
+                self.removed = message
+            case m.MeetingEnded():
+                self.ended = message
             case m.Reply():
                 future = self._pending.get(message.rid) if message.rid is not None else None
                 if future is not None and not future.done():
@@ -329,6 +419,10 @@ class SignallingClient:
                     future.set_exception(error)
                 elif not self._welcomed.done():
                     self._welcomed.set_exception(error)
+                    self._welcomed.exception()  # retrieved: nobody may be waiting for it
+                    if not self._answered.done():
+                        self._answered.set_exception(error)
+                    self.errors.append(message)
                 else:
                     self.errors.append(message)
             case m.ParticipantJoined() | m.ParticipantUpdated():

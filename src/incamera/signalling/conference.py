@@ -10,6 +10,13 @@ Receive-side negotiation is serialised per participant: at most one ``subscribe`
 outstanding; changes made meanwhile are folded into the next offer once the answer arrives.
 A new consumer starts paused and is resumed once the answer that contains it is applied
 (resuming requests a key frame, so the subscriber starts on one).
+
+Lobby and moderation (``docs/protocol.md``, "Access and moderation"): someone who must
+wait gets ``lobby_wait`` instead of ``welcome`` and is no participant yet: no room entry,
+no transports, no subscribe offers, no participant list, no MLS traffic. A moderator's
+``admit`` runs the normal join for it; ``deny`` closes its socket. Moderator actions are
+checked against :mod:`incamera.rooms.roles`; what must outlive the conference (the policy,
+blocks, the meeting's end, the audit log) goes through the :class:`Host`.
 """
 
 from __future__ import annotations
@@ -40,7 +47,22 @@ from incamera.media.api import DtlsParameters, TransportInfo, TransportState
 from incamera.media.errors import MediaError
 from incamera.media.process import WorkerClient
 from incamera.media.rtp_parameters import MediaKind, RtpParameters
-from incamera.rooms import ChatEntry, Room, RoomError, Source, Track
+from incamera.rooms import (
+    Action,
+    ChatEntry,
+    LastModerator,
+    Lobby,
+    LobbyError,
+    ModerationError,
+    Role,
+    Room,
+    RoomError,
+    Source,
+    Track,
+    Waiting,
+)
+from incamera.rooms.access import AccessPolicy, PinHasher, PolicyError
+from incamera.rooms.roles import check, check_target
 from incamera.rooms.room import Participant as RoomParticipant
 from incamera.sdp.errors import SdpError, SdpStateError
 from incamera.sdp.publish import answer_publish
@@ -54,6 +76,12 @@ log = structlog.get_logger(__name__)
 RESUME_WINDOW = 30.0  # seconds a dropped participant waits for its resume
 PARTICIPANT_ID_BYTES = 12
 RESUME_TOKEN_BYTES = 24
+
+# WebSocket close codes of moderation (docs/protocol.md, "Close codes").
+CLOSE_REMOVED = 4401
+CLOSE_DENIED = 4403
+CLOSE_MEETING_ENDED = 4410
+DENIED_REASON = "A moderator did not let you in."
 
 _QUALITY = {
     TransportState.CONNECTED: "good",
@@ -71,6 +99,35 @@ class Outbox(Protocol):
     def send(self, message: m.Message) -> None: ...
 
     def close(self, code: int, reason: str = "") -> None: ...
+
+
+class Host(Protocol):
+    """What a conference needs from the server around it (``Conferences`` implements it)."""
+
+    async def member_gone(self, conference: Conference, participant_id: str) -> None:
+        """A participant (or someone waiting) is gone for good."""
+
+    async def save_policy(self, conference: Conference, policy: AccessPolicy) -> None:
+        """Persist a changed access policy (before anyone is told)."""
+
+    async def block(
+        self, conference: Conference, account: str | None, guest_id: str | None
+    ) -> bool:
+        """Refuse this person from now on; False if there is nothing to block them by."""
+
+    async def end(self, conference: Conference) -> None:
+        """Close the meeting for good: nobody can join it again."""
+
+    def audit(
+        self,
+        conference: Conference,
+        kind: str,
+        *,
+        actor: str | None,
+        subject: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        """Record a security event (must not block)."""
 
 
 @dataclass(slots=True)
@@ -116,6 +173,13 @@ class Member:
     states: dict[str, TransportState] = field(default_factory=dict)  # transport id ->
     quality: str | None = None
     expiry: asyncio.TimerHandle | None = None
+    name: str = ""
+    guest: bool = True
+    account: str | None = None  # the signed-in account's id
+    guest_id: str | None = None  # the guest's browser id (``incamera_guest``), for blocks
+    skip_mls: bool = False
+    admitted: bool = True  # False while waiting in the lobby
+    gone: bool = False  # removed, denied or the meeting ended: the session is over
 
     def send(self, message: m.Message) -> None:
         if self.outbox is not None:
@@ -136,6 +200,8 @@ def participant_model(p: RoomParticipant, device_key: bytes | None = None) -> m.
         screen_sharing=p.screen_sharing,
         reconnecting=p.reconnecting,
         device_key=m.b64encode(device_key) if device_key is not None else None,
+        role=p.role.value,
+        guest=p.guest,
     )
 
 
@@ -189,11 +255,13 @@ class Conference:
         meeting_id: str,
         router_id: str,
         worker: WorkerClient,
-        on_member_gone: Callable[[Conference, str], Awaitable[None]],
+        host: Host,
         resume_window: float = RESUME_WINDOW,
         version: int = 1,
         *,
         e2ee: bool = True,
+        policy: AccessPolicy | None = None,
+        pins: PinHasher | None = None,
     ) -> None:
         self.meeting_id = meeting_id
         self.router_id = router_id
@@ -204,7 +272,11 @@ class Conference:
         self.closed = False
         self.version = version
         self.active_speaker: str | None = None
-        self._on_member_gone = on_member_gone
+        self._host = host
+        self.policy = policy or AccessPolicy()
+        self._pins = pins
+        self.lobby = Lobby()
+        self.waiting: dict[str, Member] = {}  # in the lobby, by id
         self._resume_window = resume_window
         self._lock = asyncio.Lock()
         self._by_token: dict[str, Member] = {}
@@ -220,7 +292,7 @@ class Conference:
 
     @property
     def idle(self) -> bool:
-        return not self.members and self.reserved == 0
+        return not self.members and not self.waiting and self.reserved == 0
 
     # -- messaging -------------------------------------------------------------------------
 
@@ -255,6 +327,7 @@ class Conference:
             participants=[self._model(p) for p in self.room.others(member.id)],
             chat=[chat_model(e) for e in self.room.chat_history()],
             e2ee=e2ee,
+            policy=m.AccessInfo(**self.policy.public()),
         )
 
     def _spawn(self, coro: Awaitable[None]) -> None:
@@ -271,12 +344,23 @@ class Conference:
     # -- membership ------------------------------------------------------------------------
 
     async def join(
-        self, participant_id: str, name: str, outbox: Outbox, *, skip_mls: bool = False
+        self,
+        participant_id: str,
+        name: str,
+        outbox: Outbox,
+        *,
+        role: Role | str = Role.PARTICIPANT,
+        wait: bool = False,
+        account: str | None = None,
+        guest: bool = True,
+        guest_id: str | None = None,
+        skip_mls: bool = False,
     ) -> Member:
         """A new participant: welcome, announce, then offer it every existing track.
 
-        ``skip_mls`` (a test hook) keeps it outside the MLS group: it gets media as usual,
-        but its key package is never handed to a committer.
+        With ``wait`` it goes to the lobby instead (``lobby_wait``) until a moderator
+        admits it (:meth:`admit`). ``skip_mls`` (a test hook) keeps it outside the MLS
+        group: it gets media as usual, but its key package is never handed to a committer.
         """
         async with self._lock:
             if self.closed:
@@ -285,28 +369,46 @@ class Conference:
                 id=participant_id,
                 resume_token=secrets.token_urlsafe(RESUME_TOKEN_BYTES),
                 outbox=outbox,
+                name=name,
+                guest=guest,
+                account=account,
+                guest_id=guest_id,
+                skip_mls=skip_mls,
+                admitted=not wait,
             )
-            participant = self.room.join(member.id, name)
-            if self.delivery is not None:
-                self._mls(self.delivery.join(member.id, skip=skip_mls))
-            self.members[member.id] = member
-            self._by_token[member.resume_token] = member
-            outbox.send(self._welcome(member, resumed=False))
-            self.broadcast(
-                m.ParticipantJoined(participant=self._model(participant)), exclude=member
-            )
-            if self.active_speaker is not None:
-                outbox.send(m.ActiveSpeaker(id=self.active_speaker))
-            for other in self.members.values():
-                if other.quality is not None and other is not member:
-                    outbox.send(m.ConnectionQuality(id=other.id, quality=other.quality))  # type: ignore[arg-type]
-            try:
-                for track in self.room.wanted_by(member.id):
-                    await self._try_consume(member, track)
-            finally:
-                self._flush()
-            log.info("participant joined", participants=len(self.members))
+            if wait:
+                self.lobby.add(Waiting(member.id, name, guest, account))
+                self.waiting[member.id] = member
+                self._lobby_changed()
+                log.info("participant waits in the lobby", waiting=len(self.waiting))
+                return member
+            await self._enter(member, Role(role))
             return member
+
+    async def _enter(self, member: Member, role: Role) -> None:
+        """Put an admitted participant in the room (under the lock)."""
+        participant = self.room.join(
+            member.id, member.name, role=role, guest=member.guest, account=member.account
+        )
+        if self.delivery is not None:
+            self._mls(self.delivery.join(member.id, skip=member.skip_mls))
+        self.members[member.id] = member
+        self._by_token[member.resume_token] = member
+        member.send(self._welcome(member, resumed=False))
+        self.broadcast(m.ParticipantJoined(participant=self._model(participant)), exclude=member)
+        if participant.moderator and self.lobby:
+            member.send(self._lobby_message())
+        if self.active_speaker is not None:
+            member.send(m.ActiveSpeaker(id=self.active_speaker))
+        for other in self.members.values():
+            if other.quality is not None and other is not member:
+                member.send(m.ConnectionQuality(id=other.id, quality=other.quality))  # type: ignore[arg-type]
+        try:
+            for track in self.room.wanted_by(member.id):
+                await self._try_consume(member, track)
+        finally:
+            self._flush()
+        log.info("participant joined", participants=len(self.members))
 
     async def resume(self, token: str, outbox: Outbox) -> Member | None:
         """Reattach a participant by its resume token (None if unknown or expired)."""
@@ -321,6 +423,8 @@ class Conference:
                 member.expiry.cancel()
                 member.expiry = None
             outbox.send(self._welcome(member, resumed=True))
+            if self.room.get(member.id).moderator and self.lobby:
+                outbox.send(self._lobby_message())
             if self.room.set_reconnecting(member.id, False):
                 self._updated(member, exclude_self=True)
             if self.active_speaker is not None:
@@ -337,7 +441,14 @@ class Conference:
             return member
 
     def disconnected(self, member: Member, outbox: Outbox) -> None:
-        """The participant's socket closed without ``leave``: wait for a resume."""
+        """The participant's socket closed without ``leave``: wait for a resume.
+
+        Someone waiting in the lobby just leaves it (there is nothing to resume).
+        """
+        if not member.admitted:
+            if member.outbox is outbox and self._drop_waiting(member):
+                self._spawn(self._host.member_gone(self, member.id))
+            return
         if member.outbox is not outbox or member.id not in self.members:
             return
         member.outbox = None
@@ -352,58 +463,85 @@ class Conference:
 
     async def leave(self, member: Member, *, expired: bool = False) -> None:
         """Take a participant out: its tracks go from every subscriber, then it goes."""
+        if not member.admitted:
+            if self._drop_waiting(member):
+                await self._host.member_gone(self, member.id)
+            return
         async with self._lock:
-            if self.members.get(member.id) is not member:
+            if not await self._leave(member):
                 return
-            if member.expiry is not None:
-                member.expiry.cancel()
-                member.expiry = None
-            try:
-                for mid in list(member.published):
-                    await self._unpublish(member, mid)
-                for transport_id in member.transport_ids:
-                    with contextlib.suppress(MediaError):
-                        await self.worker.close_transport(transport_id)
-            finally:
-                self._forget(member)
-                self.broadcast(m.ParticipantLeft(id=member.id))
-                if self.active_speaker == member.id:
-                    self.active_speaker = None
-                    self.broadcast(m.ActiveSpeaker(id=None))
-                if self.delivery is not None:  # a member is removed by the next commit
-                    self._mls(self.delivery.leave(member.id))
-                self._flush()
             log.info("participant left", expired=expired, participants=len(self.members))
-        await self._on_member_gone(self, member.id)
+        await self._host.member_gone(self, member.id)
 
-    def _forget(self, member: Member) -> None:
-        self.room.leave(member.id)
+    async def _leave(self, member: Member) -> bool:
+        """Take a participant out (under the lock); False if it was not in."""
+        if self.members.get(member.id) is not member:
+            return False
+        if member.expiry is not None:
+            member.expiry.cancel()
+            member.expiry = None
+        try:
+            for mid in list(member.published):
+                await self._unpublish(member, mid)
+            for transport_id in member.transport_ids:
+                with contextlib.suppress(MediaError):
+                    await self.worker.close_transport(transport_id)
+        finally:
+            participant = self._forget(member)
+            self.broadcast(m.ParticipantLeft(id=member.id))
+            if self.active_speaker == member.id:
+                self.active_speaker = None
+                self.broadcast(m.ActiveSpeaker(id=None))
+            if self.delivery is not None:  # a member is removed by the next commit
+                self._mls(self.delivery.leave(member.id))
+            if participant is not None and participant.moderator:
+                self._hand_over()
+            self._flush()
+        return True
+
+    def _hand_over(self) -> None:
+        """The last moderator left: its successor becomes moderator, and everyone sees it."""
+        heir = self.room.hand_over()
+        if heir is None:
+            return
+        self.broadcast(m.ParticipantUpdated(participant=self._model(heir)))
+        member = self.members.get(heir.id)
+        if member is not None and self.lobby:
+            member.send(self._lobby_message())
+        self._audit("role_changed", actor="system", subject=heir.id, role=heir.role.value)
+        log.info("moderator handed over")
+
+    def _forget(self, member: Member) -> RoomParticipant | None:
+        participant = self.room.leave(member.id)
         self.members.pop(member.id, None)
         self._by_token.pop(member.resume_token, None)
         for transport_id in member.transport_ids:
             self._by_transport.pop(transport_id, None)
         self._dirty.discard(member)
+        return participant
 
     async def fail(self, reason: str) -> list[str]:
         """The router is gone (its worker died): end every session. Returns the ids."""
         async with self._lock:
             self.closed = True
             self._cancel_mls_timer()
-            gone = list(self.members.values())
+            gone = [*self.members.values(), *self.waiting.values()]
             for member in gone:
+                member.gone = True
                 if member.expiry is not None:
                     member.expiry.cancel()
                 member.send(m.Error(code="internal", reason=reason))
                 if member.outbox is not None:
                     member.outbox.close(1011, "media session ended")
                 self._forget(member)
+            self.waiting.clear()
             return [member.id for member in gone]
 
     def shutdown(self) -> None:
         """The server stops: close every socket, cancel every timer."""
         self.closed = True
         self._cancel_mls_timer()
-        for member in self.members.values():
+        for member in [*self.members.values(), *self.waiting.values()]:
             if member.expiry is not None:
                 member.expiry.cancel()
             if member.outbox is not None:
@@ -670,6 +808,228 @@ class Conference:
             if consumed is None:
                 raise SignallingError(f"no track with mid {mid!r}", "bad_message")
             await self.worker.request_keyframe(consumed.consumer_id)
+
+    # -- the lobby ---------------------------------------------------------------------------
+
+    def _lobby_message(self) -> m.LobbyUpdate:
+        return m.LobbyUpdate(
+            waiting=[
+                m.LobbyEntry(id=w.id, name=w.name, guest=w.guest, account=w.account)
+                for w in self.lobby.waiting
+            ]
+        )
+
+    def _lobby_changed(self) -> None:
+        """Tell moderators who waits, and everyone waiting their place in the queue."""
+        update = self._lobby_message()
+        for participant in self.room.moderators:
+            member = self.members.get(participant.id)
+            if member is not None:
+                member.send(update)
+        for position, waiting in enumerate(self.lobby.waiting, start=1):
+            self.waiting[waiting.id].send(m.LobbyWait(position=position))
+
+    def _drop_waiting(self, member: Member) -> bool:
+        """Someone gave up waiting; False if it was not waiting (any more)."""
+        if self.waiting.get(member.id) is not member:
+            return False
+        del self.waiting[member.id]
+        self.lobby.leave(member.id)
+        member.gone = True
+        member.outbox = None
+        self._lobby_changed()
+        return True
+
+    def _take_waiting(self, participant_id: str) -> Member:
+        try:
+            self.lobby.admit(participant_id)
+        except LobbyError:
+            raise SignallingError("nobody with this id is waiting", "unknown_participant") from None
+        return self.waiting.pop(participant_id)
+
+    async def admit(self, actor: Member, participant_id: str) -> None:
+        """A moderator lets someone in: it gets ``welcome`` and joins as usual."""
+        async with self._lock:
+            self._require(actor, Action.ADMIT)
+            member = self._take_waiting(participant_id)
+            member.admitted = True
+            self._lobby_changed()
+            await self._enter(member, Role.PARTICIPANT)
+        self._audit("participant_admitted", actor=actor.id, subject=member.id)
+
+    async def deny(self, actor: Member, participant_id: str) -> None:
+        """A moderator turns someone away: ``error`` ``denied``, then its socket closes."""
+        async with self._lock:
+            self._require(actor, Action.DENY)
+            member = self._take_waiting(participant_id)
+            member.gone = True
+            member.send(m.Error(code="denied", reason=DENIED_REASON))
+            if member.outbox is not None:
+                member.outbox.close(CLOSE_DENIED, "denied")
+                member.outbox = None
+            self._lobby_changed()
+        self._audit("participant_denied", actor=actor.id, subject=member.id)
+        await self._host.member_gone(self, member.id)
+
+    # -- moderation ----------------------------------------------------------------------
+
+    def _require(self, actor: Member, action: Action) -> RoomParticipant:
+        participant = self.room.participants.get(actor.id)
+        if participant is None or self.members.get(actor.id) is not actor:
+            raise SignallingError("you are not in the meeting", "not_admitted")
+        try:
+            check(participant.role, action)
+        except ModerationError as error:
+            raise SignallingError(error.reason, error.code) from None  # type: ignore[arg-type]
+        return participant
+
+    def _target(self, participant_id: str) -> Member:
+        member = self.members.get(participant_id)
+        if member is None:
+            raise SignallingError("no such participant in the meeting", "unknown_participant")
+        return member
+
+    def _audit(
+        self, kind: str, *, actor: str | None, subject: str | None = None, **details: object
+    ) -> None:
+        try:
+            self._host.audit(self, kind, actor=actor, subject=subject, details=details or None)
+        except Exception:
+            log.exception("audit record failed", kind=kind)
+
+    async def _force_mute(self, target: Member, source: Source, by: Member) -> bool:
+        """Mute one source of ``target`` for a moderator (under the lock): its tracks are
+        paused on the media plane at once. False if it was muted already."""
+        if self.room.get(target.id).muted(source):
+            return False
+        for track in self.room.set_muted(target.id, source, True):
+            with contextlib.suppress(MediaError):
+                await self.worker.pause_producer(track.producer_id, True)
+        self._updated(target)
+        action = "mute" if source is Source.MIC else "stop_video"
+        target.send(m.Moderated(action=action, by=by.id))
+        return True
+
+    async def moderate(
+        self, actor: Member, action: str, participant_id: str, *, block: bool = False
+    ) -> None:
+        """``mute`` / ``stop_video`` (the participant may turn it on again itself) or
+        ``remove`` (optionally ``block``: it cannot join again)."""
+        if action == "remove":
+            await self.remove(actor, participant_id, block=block)
+            return
+        async with self._lock:
+            self._require(actor, Action(action))
+            target = self._target(participant_id)
+            await self._force_mute(target, Source.MIC if action == "mute" else Source.CAMERA, actor)
+
+    async def mute_all(self, actor: Member) -> None:
+        """Mute everyone's microphone but the moderator's own."""
+        async with self._lock:
+            self._require(actor, Action.MUTE_ALL)
+            for member in list(self.members.values()):
+                if member is not actor and member.id in self.room.participants:
+                    await self._force_mute(member, Source.MIC, actor)
+
+    async def remove(self, actor: Member, participant_id: str, *, block: bool = False) -> None:
+        """Take someone out: ``removed``, its socket (4401) and transports closed, its MLS
+        membership removed by the next commit; with ``block`` it cannot join again."""
+        async with self._lock:
+            self._require(actor, Action.REMOVE)
+            try:
+                check_target(Action.REMOVE, actor.id, participant_id)
+            except ModerationError as error:
+                raise SignallingError(error.reason, error.code) from None  # type: ignore[arg-type]
+            target = self._target(participant_id)
+            blocked = False
+            if block:
+                blocked = await self._host.block(self, target.account, target.guest_id)
+            target.gone = True
+            target.send(m.Removed(by=actor.id, blocked=blocked))
+            if target.outbox is not None:
+                target.outbox.close(CLOSE_REMOVED, "removed")
+                target.outbox = None
+            await self._leave(target)
+        self._audit("participant_removed", actor=actor.id, subject=target.id, blocked=blocked)
+        if blocked:
+            self._audit(
+                "participant_blocked",
+                actor=actor.id,
+                subject=target.id,
+                by="account" if target.account is not None else "guest_id",
+            )
+        await self._host.member_gone(self, target.id)
+
+    async def set_policy(self, actor: Member, changes: dict[str, object]) -> None:
+        """Change the access policy: stored first, then everyone gets ``policy``."""
+        async with self._lock:
+            self._require(actor, Action.SET_POLICY)
+            before = self.policy
+            pins = self._pins
+            if "pin" in changes and changes["pin"] is not None and pins is None:
+                raise SignallingError("PINs are not available on this server", "internal")
+            try:
+                policy = await asyncio.to_thread(before.changed, changes, pins)  # type: ignore[arg-type]
+            except PolicyError as error:
+                raise SignallingError(str(error), "bad_message") from None
+            await self._host.save_policy(self, policy)
+            self.policy = policy
+            self.broadcast(m.PolicyChanged(**policy.public()))
+        changed = sorted(k for k in changes if k != "pin")
+        if "pin" in changes:
+            changed.append("pin_set" if policy.pin_set else "pin_removed")
+        self._audit("policy_changed", actor=actor.id, changed=changed, policy=policy.public())
+        if policy.locked != before.locked:
+            kind = "meeting_locked" if policy.locked else "meeting_unlocked"
+            self._audit(kind, actor=actor.id)
+
+    async def set_role(self, actor: Member, participant_id: str, role: str) -> None:
+        """Promote or demote (never the last moderator: ``last_moderator``)."""
+        async with self._lock:
+            self._require(actor, Action.SET_ROLE)
+            target = self._target(participant_id)
+            try:
+                changed = self.room.set_role(target.id, Role(role))
+            except LastModerator as error:
+                raise SignallingError(error.reason, "last_moderator") from None
+            if not changed:
+                return
+            self._updated(target)
+            if role == Role.MODERATOR and self.lobby:
+                target.send(self._lobby_message())
+        self._audit("role_changed", actor=actor.id, subject=target.id, role=role)
+
+    async def end(self, actor: Member) -> None:
+        """End the meeting for everyone: ``meeting_ended``, every socket closed (4410),
+        the meeting closed in the registry so nobody can join again."""
+        async with self._lock:
+            self._require(actor, Action.END_MEETING)
+            await self._host.end(self)
+            self.closed = True
+            self._cancel_mls_timer()
+            ended = m.MeetingEnded(by=actor.id)
+            everyone = [*self.members.values(), *self.waiting.values()]
+            for member in everyone:
+                member.gone = True
+                if member.expiry is not None:
+                    member.expiry.cancel()
+                    member.expiry = None
+                member.send(ended)
+                if member.outbox is not None:
+                    member.outbox.close(CLOSE_MEETING_ENDED, "meeting ended")
+                    member.outbox = None
+            for member in list(self.members.values()):
+                for transport_id in member.transport_ids:
+                    with contextlib.suppress(MediaError):
+                        await self.worker.close_transport(transport_id)
+                self._forget(member)
+            for waiting in self.lobby.waiting:
+                self.lobby.leave(waiting.id)
+            self.waiting.clear()
+        self._audit("meeting_ended", actor=actor.id, participants=len(everyone))
+        log.info("meeting ended by a moderator")
+        for member in everyone:
+            await self._host.member_gone(self, member.id)
 
     # -- end-to-end encryption: the MLS delivery service -----------------------------------
 

@@ -3,6 +3,10 @@
 A conference gets its router from the media supervisor when the first participant joins and
 gives it back when the last one is gone. Media-plane events (transport states, active
 speaker, a worker restart) are routed here from the supervisor's ``on_event``.
+
+It is also each conference's :class:`~incamera.signalling.conference.Host`: what must
+outlive a conference (the access policy, blocks, the end of a meeting) goes to the meeting
+registry, and security events to the audit log.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from incamera.media.api import ActiveSpeaker, TransportStateChanged
 from incamera.media.errors import MediaError
+from incamera.rooms import Role
+from incamera.rooms.access import AccessPolicy, Argon2PinHasher, PinHasher
 from incamera.server.meetings import MeetingClosed, MeetingNotFound
 
 from .conference import RESUME_WINDOW, Conference, Member, Outbox, new_participant_id
@@ -28,6 +34,20 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
+class AuditSink(Protocol):
+    """Records a security event without blocking (the server's audit log)."""
+
+    def __call__(
+        self,
+        kind: str,
+        *,
+        meeting_id: str | None,
+        actor: str | None,
+        subject: str | None,
+        details: dict[str, object] | None,
+    ) -> None: ...
+
+
 class Conferences:
     def __init__(
         self,
@@ -35,11 +55,17 @@ class Conferences:
         media: Callable[[], Supervisor | None],
         resume_window: float = RESUME_WINDOW,
         test_hooks: bool = False,
+        *,
+        pins: PinHasher | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self._registry = registry
         self._media = media
         self.resume_window = resume_window
-        self.test_hooks = test_hooks  # TESTS ONLY: ``hello.test_skip_mls`` is accepted
+        # TESTS ONLY: ``hello.test_skip_mls`` and ``hello.test_bypass_lobby`` are accepted
+        self.test_hooks = test_hooks
+        self._pins = pins if pins is not None else Argon2PinHasher()
+        self._audit = audit
         self._by_meeting: dict[str, Conference] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -51,12 +77,26 @@ class Conferences:
         return self._by_meeting.get(meeting_id)
 
     async def join(
-        self, meeting_id: str, name: str, outbox: Outbox, *, skip_mls: bool = False
+        self,
+        meeting_id: str,
+        name: str,
+        outbox: Outbox,
+        *,
+        role: str = "participant",
+        wait: bool = False,
+        account: str | None = None,
+        guest: bool = True,
+        guest_id: str | None = None,
+        skip_mls: bool = False,
     ) -> tuple[Conference, Member]:
         """Put a new participant into a meeting (creating its conference if needed).
 
+        ``role`` is what the join decision gave it; ``wait``: it waits in the lobby for a
+        moderator. ``account`` (a signed-in account's id) or ``guest_id`` (a guest's browser
+        id) is what a block refuses later. ``skip_mls`` is the test hook that keeps the
+        participant outside the MLS group.
+
         Raises :class:`SignallingError` with ``meeting_not_found`` or ``meeting_closed``.
-        ``skip_mls`` is the test hook that keeps the participant outside the MLS group.
         """
         participant_id = new_participant_id()
         try:
@@ -73,7 +113,17 @@ class Conferences:
             await self._registry.leave(meeting_id, participant_id)
             raise
         try:
-            member = await conference.join(participant_id, name, outbox, skip_mls=skip_mls)
+            member = await conference.join(
+                participant_id,
+                name,
+                outbox,
+                role=Role(role),
+                wait=wait,
+                account=account,
+                guest=guest,
+                guest_id=guest_id,
+                skip_mls=skip_mls,
+            )
         except BaseException:
             await self._registry.leave(meeting_id, participant_id)
             raise
@@ -89,6 +139,7 @@ class Conferences:
             raise SignallingError("the media plane is not running", "internal")
         try:
             e2ee = await self._registry.e2ee(meeting_id)
+            policy = await self._load_policy(meeting_id)
         except (MeetingNotFound, MeetingClosed) as error:
             raise self._meeting_error(error) from None
         try:
@@ -96,7 +147,14 @@ class Conferences:
         except MediaError as error:
             raise SignallingError(f"no media router: {error}", "internal") from None
         conference = Conference(
-            meeting_id, router_id, worker, self._member_gone, self.resume_window, e2ee=e2ee
+            meeting_id,
+            router_id,
+            worker,
+            self,
+            self.resume_window,
+            e2ee=e2ee,
+            policy=policy,
+            pins=self._pins,
         )
         self._by_meeting[meeting_id] = conference
         log.info("conference started", conferences=len(self._by_meeting))
@@ -108,10 +166,47 @@ class Conferences:
             return SignallingError("no such meeting", "meeting_not_found")
         return SignallingError("this meeting has ended", "meeting_closed")
 
-    async def _member_gone(self, conference: Conference, participant_id: str) -> None:
+    # -- the conferences' host ----------------------------------------------------------------
+
+    async def member_gone(self, conference: Conference, participant_id: str) -> None:
         await self._registry.leave(conference.meeting_id, participant_id)
         if conference.idle:
             await self._dispose(conference)
+
+    async def _load_policy(self, meeting_id: str) -> AccessPolicy:
+        return (await self._registry.get(meeting_id)).access_policy
+
+    async def save_policy(self, conference: Conference, policy: AccessPolicy) -> None:
+        await self._registry.set_policy(conference.meeting_id, policy)
+
+    async def block(
+        self, conference: Conference, account: str | None, guest_id: str | None
+    ) -> bool:
+        if account is None and guest_id is None:
+            return False
+        await self._registry.block(conference.meeting_id, account_id=account, guest_id=guest_id)
+        return True
+
+    async def end(self, conference: Conference) -> None:
+        await self._registry.end(conference.meeting_id)
+
+    def audit(
+        self,
+        conference: Conference,
+        kind: str,
+        *,
+        actor: str | None,
+        subject: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        if self._audit is not None:
+            self._audit(
+                kind,
+                meeting_id=conference.meeting_id,
+                actor=actor,
+                subject=subject,
+                details=details,
+            )
 
     async def _dispose(self, conference: Conference) -> None:
         async with self._lock:

@@ -120,6 +120,10 @@ class Session:
         if self.member is None or self.conference is None:
             raise SignallingError("send hello first", "not_joined")
         conference, member = self.conference, self.member
+        if member.gone:  # removed, turned away or the meeting ended: the socket is closing
+            raise SignallingError("you are no longer in the meeting", "not_joined")
+        if not member.admitted and not isinstance(message, m.Leave | m.Ping):
+            raise SignallingError("you are waiting for a moderator to let you in", "not_admitted")
         match message:
             case m.Publish():
                 sdp = await conference.publish(member, message.sdp, dict(message.sources))
@@ -146,6 +150,22 @@ class Session:
                 conference.mls_message(member, message.message)
             case m.Hand():
                 conference.hand(member, message.raised)
+            case m.Admit():
+                await conference.admit(member, message.participant)
+            case m.Deny():
+                await conference.deny(member, message.participant)
+            case m.Moderate():
+                await conference.moderate(
+                    member, message.action, message.participant, block=message.block
+                )
+            case m.MuteAll():
+                await conference.mute_all(member)
+            case m.SetPolicy():
+                await conference.set_policy(member, message.changes())
+            case m.SetRole():
+                await conference.set_role(member, message.participant, message.role)
+            case m.EndMeeting():
+                await conference.end(member)
             case m.Ping():
                 self.outbox.send(m.Pong())
             case m.Leave():
@@ -160,6 +180,10 @@ class Session:
             raise SignallingError("already joined", "bad_message")
         if hello.test_skip_mls is not None and not self.conferences.test_hooks:
             raise SignallingError("test_skip_mls: test hooks are off on this server", "bad_message")
+        if hello.test_bypass_lobby is not None and not self.conferences.test_hooks:
+            raise SignallingError(
+                "test_bypass_lobby: test hooks are off on this server", "bad_message"
+            )
         common = set(hello.versions) & set(m.PROTOCOL_VERSIONS)
         if not common:
             raise SignallingError(
