@@ -1000,8 +1000,9 @@ class Conference:
         self._audit("role_changed", actor=actor.id, subject=target.id, role=role)
 
     async def end(self, actor: Member) -> None:
-        """End the meeting for everyone: ``meeting_ended``, every socket closed (4410),
-        the meeting closed in the registry so nobody can join again."""
+        """End the meeting for everyone: ``meeting_ended``, every socket closed (4410;
+        the actor's by its session, after the reply), the meeting closed in the registry
+        so nobody can join again."""
         async with self._lock:
             self._require(actor, Action.END_MEETING)
             await self._host.end(self)
@@ -1015,9 +1016,9 @@ class Conference:
                     member.expiry.cancel()
                     member.expiry = None
                 member.send(ended)
-                if member.outbox is not None:
+                if member.outbox is not None and member is not actor:  # after its reply
                     member.outbox.close(CLOSE_MEETING_ENDED, "meeting ended")
-                    member.outbox = None
+                member.outbox = None
             for member in list(self.members.values()):
                 for transport_id in member.transport_ids:
                     with contextlib.suppress(MediaError):
