@@ -31,6 +31,14 @@ ErrorCode = Literal[
     "denied",
     "last_moderator",
     "unknown_participant",
+    # the join decision (incamera.rooms.access)
+    "meeting_locked",
+    "sign_in_required",
+    "pin_required",
+    "wrong_pin",
+    "removed",
+    "invalid_moderator_key",
+    "invalid_invite",
 ]
 
 
