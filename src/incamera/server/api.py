@@ -1,4 +1,5 @@
-"""The REST API: meetings, health. Every error is JSON ``{"error": code, "detail": reason}``.
+"""The REST API: meetings, invitations, the audit log, health. Every error is JSON
+``{"error": code, "detail": reason}``.
 
 ``code`` is a stable machine-readable word; ``detail`` is an English sentence for people.
 """
@@ -6,8 +7,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 import structlog
 from anyio import to_thread
@@ -16,6 +17,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from incamera.identity.principal import SignedInAccount
+from incamera.rooms.access import (
+    AccessPolicy,
+    PinHasher,
+    PolicyError,
+    new_secret,
+    secret_digest,
+    secret_matches,
+)
 from incamera.store import DatabaseUnavailable
 
 from .context import ServerContext
@@ -48,6 +58,8 @@ class CreateMeetingRequest(BaseModel):
     # End-to-end encryption is the default; ``false`` needs the administrator policy
     # ``e2ee.allow_unencrypted``.
     e2ee: bool = Field(default=True, strict=True)
+    # The initial access policy: lobby, locked, pin (digits), members_only, guests_allowed.
+    policy: dict[str, Any] | None = None
 
     @field_validator("title")
     @classmethod
@@ -103,7 +115,25 @@ def meeting_json(meeting: Meeting, base_url: str) -> dict[str, Any]:
         "created_at": _iso(meeting.created_at),
         "closes_at": _iso(meeting.closes_at),
         "participants": len(meeting.participants),
+        "policy": meeting.access_policy.public(),
     }
+
+
+def pins_of(app: Any) -> PinHasher:
+    """The app's PIN hasher (argon2id), shared with the conferences."""
+    pins: PinHasher = app.state.pins
+    return pins
+
+
+def audit_of(app: Any) -> Any:
+    """The app's :class:`~incamera.server.audit.AuditLog` (None if not set up)."""
+    return getattr(app.state, "audit", None)
+
+
+async def _principal(request: Request) -> Any:
+    from .auth_routes import principal
+
+    return await principal(request)
 
 
 async def create_meeting(request: Request) -> Response:
@@ -120,14 +150,148 @@ async def create_meeting(request: Request) -> Response:
             "meetings on this server are end-to-end encrypted; an administrator policy "
             "(e2ee.allow_unencrypted) is needed for a meeting without it",
         )
-    meeting = await context.registry.create(payload.title, e2ee=payload.e2ee)
+    access_policy = AccessPolicy()
+    if payload.policy:
+        pins = pins_of(request.app)
+        changes = payload.policy
+        try:
+            access_policy = await to_thread.run_sync(lambda: AccessPolicy().changed(changes, pins))
+        except PolicyError as exc:
+            raise ApiError(422, "invalid_request", f"policy: {exc}") from None
+    who = await _principal(request)
+    owner = who.account_id if isinstance(who, SignedInAccount) else None
+    moderator_key = new_secret()
+    meeting = await context.registry.create(
+        payload.title,
+        e2ee=payload.e2ee,
+        access_policy=access_policy,
+        moderator_key_hash=secret_digest(moderator_key),
+        owner_account_id=owner,
+    )
     if not meeting.e2ee:
         log.warning("meeting created WITHOUT end-to-end encryption (administrator policy)")
+    audit = audit_of(request.app)
+    if audit is not None:
+        audit.record(
+            "meeting_created",
+            meeting_id=meeting.id,
+            actor=owner,
+            details={"e2ee": meeting.e2ee, "policy": access_policy.public()},
+            source_ip=request.client.host if request.client else None,
+        )
+    body = meeting_json(meeting, context.base_url)
+    # The moderator key is shown here only: it is stored as a digest.
+    body["moderator_url"] = f"{context.base_url}/m/{meeting.id}#mod={moderator_key}"
+    body["owner"] = owner
     return JSONResponse(
-        meeting_json(meeting, context.base_url),
+        body,
         status_code=201,
         headers={**NO_STORE, "location": f"/api/meetings/{meeting.id}"},
     )
+
+
+class CreateInvitationRequest(BaseModel):
+    """Body of ``POST /api/meetings/<id>/invitations``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=TITLE_MAX_LENGTH)
+    role: Literal["participant", "moderator"] = "participant"
+    expires_in_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600, strict=True)
+
+
+async def _moderates(request: Request, meeting: Meeting) -> bool:
+    """Whether the request carries the meeting's moderator key (``Authorization: Bearer``)
+    or comes from its signed-in owner with the session's CSRF token."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() == "bearer" and key:
+        return secret_matches(key.strip(), meeting.moderator_key_hash)
+    if meeting.owner_account_id is None:
+        return False
+    from incamera.identity import csrf
+
+    from .auth_routes import current_session
+
+    who = await _principal(request)
+    if not isinstance(who, SignedInAccount) or who.account_id != meeting.owner_account_id:
+        return False
+    session = await current_session(request)
+    try:
+        csrf.check(session.csrf_token if session else None, request.headers.get(csrf.HEADER))
+    except csrf.CsrfRejected:
+        return False
+    return True
+
+
+async def create_invitation(request: Request) -> Response:
+    context = ServerContext.of(request.app)
+    meeting_id = request.path_params["meeting_id"]
+    try:
+        meeting = await context.registry.get(meeting_id)
+    except MeetingNotFound:
+        raise ApiError(404, MeetingNotFound.code, "no meeting with this id") from None
+    if not meeting.is_open(context.registry.now()):
+        raise ApiError(410, MeetingClosed.code, "this meeting has ended")
+    if not await _moderates(request, meeting):
+        raise ApiError(
+            403,
+            "forbidden",
+            "only a moderator can invite: send the moderator key as 'Authorization: Bearer "
+            "<key>', or be the meeting's signed-in owner (with the X-CSRF-Token header)",
+        )
+    data = await read_json_body(request)
+    try:
+        payload = CreateInvitationRequest.model_validate({} if data is None else data)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", _validation_detail(exc)) from None
+    token = new_secret()
+    expires_at = context.registry.now() + timedelta(seconds=payload.expires_in_seconds)
+    await context.registry.add_invitation(meeting.id, token, payload.role, payload.name, expires_at)
+    return JSONResponse(
+        {
+            "url": f"{context.base_url}/m/{meeting.id}#invite={token}",
+            "role": payload.role,
+            "name": payload.name,
+            "expires_at": _iso(expires_at),
+        },
+        status_code=201,
+        headers=NO_STORE,
+    )
+
+
+async def admin_audit(request: Request) -> Response:
+    """``GET /api/admin/audit?kind=&meeting=&since=&limit=``: administrators only."""
+    who = await _principal(request)
+    if not isinstance(who, SignedInAccount):
+        raise ApiError(401, "not_signed_in", "sign in as an administrator first")
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "only administrators can read the audit log")
+    audit = audit_of(request.app)
+    if audit is None:
+        raise ApiError(503, "unavailable", "the audit log is not running")
+    query = request.query_params
+    since: datetime | None = None
+    if query.get("since"):
+        try:
+            since = datetime.fromisoformat(query["since"].replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "invalid_request", "since: not an ISO 8601 time") from None
+        if since.tzinfo is None:
+            raise ApiError(400, "invalid_request", "since: give a time zone (e.g. Z)")
+    try:
+        limit = int(query.get("limit", "100"))
+    except ValueError:
+        raise ApiError(400, "invalid_request", "limit: not a number") from None
+    if not 1 <= limit <= 1000:
+        raise ApiError(400, "invalid_request", "limit: from 1 to 1000")
+    events = await audit.query(
+        kind=query.get("kind") or None,
+        meeting_id=query.get("meeting") or None,
+        since=since,
+        limit=limit,
+    )
+    return JSONResponse({"events": [e.as_json() for e in events]}, headers=NO_STORE)
 
 
 async def get_meeting(request: Request) -> Response:
@@ -163,4 +327,6 @@ routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/api/meetings", create_meeting, methods=["POST"]),
     Route("/api/meetings/{meeting_id}", get_meeting, methods=["GET"]),
+    Route("/api/meetings/{meeting_id}/invitations", create_invitation, methods=["POST"]),
+    Route("/api/admin/audit", admin_audit, methods=["GET"]),
 ]

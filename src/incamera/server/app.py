@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -29,11 +30,15 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from incamera.config import Settings, is_loopback_host
+from incamera.rooms.access import Argon2PinHasher, is_guest_id
 from incamera.signalling.conferences import Conferences
 from incamera.signalling.endpoint import websocket_endpoint
 from incamera.store import Database, MeetingStore
+from incamera.store.audit import AuditStore
 
 from . import api, auth_routes
+from .admission import Admission
+from .audit import AuditLog
 from .context import ServerContext
 from .logs import redact_path
 from .meetings import ClosePolicy, is_meeting_id
@@ -44,6 +49,9 @@ log = structlog.get_logger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 MEETING_PAGE = "meeting.html"
+GUEST_COOKIE = "incamera_guest"  # a browser's random id: what blocks a removed guest
+GUEST_COOKIE_MAX_AGE = 30 * 24 * 3600
+HOUSEKEEPING_INTERVAL = 600.0  # seconds between audit/invitation purges
 
 
 def sweep_interval(policy: ClosePolicy) -> float:
@@ -108,16 +116,35 @@ async def media_plane(app: Starlette) -> AsyncIterator[None]:
         await supervisor.stop()
 
 
+async def housekeeping(app: Starlette, interval: float = HOUSEKEEPING_INTERVAL) -> None:
+    """Forever: purge audit events past retention and expired invitations, forget old
+    rate-limit state."""
+    context = ServerContext.of(app)
+    audit: AuditLog = app.state.audit
+    admission: Admission = app.state.admission
+    while True:
+        try:
+            await audit.purge()
+            await context.registry.purge_invitations()
+            admission.prune()
+        except Exception:
+            log.exception("housekeeping failed")
+        await asyncio.sleep(interval)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     context = ServerContext.of(app)
     context.settings.data_dir.mkdir(parents=True, exist_ok=True)
     await to_thread.run_sync(context.database.upgrade)
     await context.registry.recover()
+    audit: AuditLog = app.state.audit
+    audit.start()
     sweeper = asyncio.create_task(
         context.registry.run_sweeper(sweep_interval(context.registry.policy)),
         name="incamera-meeting-sweeper",
     )
+    keeper = asyncio.create_task(housekeeping(app), name="incamera-housekeeping")
     try:
         async with media_plane(app):
             context.ready = True
@@ -128,9 +155,11 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                 context.ready = False
                 log.info("server stopping")
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in (sweeper, keeper):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await audit.close()
         await to_thread.run_sync(context.database.close)
 
 
@@ -179,11 +208,25 @@ def allowed_hosts(settings: Settings) -> list[str]:
 
 
 async def meeting_page(request: Request) -> Response:
-    """``/m/<id>``: the meeting web app (it asks the API whether the meeting exists)."""
+    """``/m/<id>``: the meeting web app (it asks the API whether the meeting exists).
+
+    Sets the ``incamera_guest`` cookie (a random 128-bit id, HttpOnly, SameSite=Lax) when
+    the browser has none: a moderator's block of a guest is a block of this id."""
     page = WEB_DIR / MEETING_PAGE
     if not is_meeting_id(request.path_params["meeting_id"]) or not page.is_file():
         raise HTTPException(404)
-    return FileResponse(page, headers={"cache-control": "no-cache"})
+    response = FileResponse(page, headers={"cache-control": "no-cache"})
+    if not is_guest_id(request.cookies.get(GUEST_COOKIE)):
+        response.set_cookie(
+            GUEST_COOKIE,
+            secrets.token_urlsafe(16),
+            max_age=GUEST_COOKIE_MAX_AGE,
+            path="/",
+            secure=ServerContext.of(request.app).base_url.startswith("https://"),
+            httponly=True,
+            samesite="lax",
+        )
+    return response
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -263,7 +306,16 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.context = context
+    app.state.pins = Argon2PinHasher()
+    app.state.audit = AuditLog(AuditStore(database), settings.audit)
+    app.state.admission = Admission.build(
+        context.registry, settings.access, app.state.audit, app.state.pins
+    )
     app.state.conferences = Conferences(
-        context.registry, lambda: context.media, test_hooks=settings.testing.hooks
+        context.registry,
+        lambda: context.media,
+        test_hooks=settings.testing.hooks,
+        pins=app.state.pins,
+        audit=app.state.audit.record,
     )
     return app

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import structlog
 from anyio import to_thread
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -138,8 +138,9 @@ def identity_of(app: Any) -> Identity:
 # --- who is there --------------------------------------------------------------------------
 
 
-async def current_session(request: Request) -> Session | None:
-    """The request's live session (cached on the request), or None."""
+async def current_session(request: HTTPConnection) -> Session | None:
+    """The request's live session (cached on the request), or None. ``request`` may also be
+    a WebSocket (the upgrade request's cookies)."""
     if "incamera_session" in request.scope:
         cached: Session | None = request.scope["incamera_session"]
         return cached
@@ -150,8 +151,9 @@ async def current_session(request: Request) -> Session | None:
     return session
 
 
-async def principal(request: Request) -> Principal:
-    """Who sent ``request``: the signed-in account, or a guest."""
+async def principal(request: HTTPConnection) -> Principal:
+    """Who sent ``request`` (an HTTP request or a WebSocket): the signed-in account, or a
+    guest."""
     session = await current_session(request)
     if session is None or session.account_id is None:
         return Guest()
@@ -166,6 +168,13 @@ async def principal(request: Request) -> Principal:
 
 def _source(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _audit(request: Request, kind: str, actor: str | None, **details: object) -> None:
+    """Record a sign-in event in the audit log (no user names, no passwords)."""
+    audit = getattr(request.app.state, "audit", None)
+    if audit is not None:
+        audit.record(kind, actor=actor, details=details, source_ip=_source(request))
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -301,6 +310,7 @@ async def _begin_signed_in(
     response = RedirectResponse(to, status_code=303, headers=NO_STORE)
     identity.cookie.set(response, session.id)
     log.info("signed in", method=method)
+    _audit(request, "signin_succeeded", account.id, method=method)
     return response
 
 
@@ -367,15 +377,18 @@ async def _submit_password(request: Request, session: Session, form: dict[str, s
         identity.throttle.check(username, source, time.monotonic())
     except Throttled as exc:
         log.info("sign-in throttled")
+        _audit(request, "signin_failed", None, reason="throttled", step="password")
         return _password_form(request, session, str(exc), 429)
     try:
         checked = await to_thread.run_sync(identity.accounts.check_password, username, password)
     except BadCredentials as exc:
         identity.throttle.failed(username, source, time.monotonic())
         log.info("sign-in failed", reason="bad_credentials")
+        _audit(request, "signin_failed", None, reason="bad_credentials", step="password")
         return _password_form(request, session, str(exc), 401)
     except AccountDisabled as exc:
         log.info("sign-in failed", reason="disabled")
+        _audit(request, "signin_failed", None, reason="disabled", step="password")
         return _password_form(request, session, str(exc), 403)
     identity.throttle.succeeded(username, source)
     account = checked.account
@@ -409,6 +422,7 @@ async def _submit_code(request: Request, session: Session, form: dict[str, str])
     except BadCredentials as exc:
         identity.throttle.failed(key, source, time.monotonic())
         log.info("sign-in failed", reason="bad_totp")
+        _audit(request, "signin_failed", account_id, reason="bad_totp", step="totp")
         return _code_form(session, request, str(exc), 401)
     except AccountError as exc:
         return _password_form(request, session, str(exc), 403)
@@ -543,6 +557,7 @@ async def oidc_callback(request: Request) -> Response:
         )
     except OidcError as exc:
         log.info("sign-in failed", reason="oidc", detail=str(exc))
+        _audit(request, "signin_failed", None, reason="oidc", step="oidc")
         return _password_form(request, session, str(exc), 400)
     except AccountDisabled as exc:
         return _password_form(request, session, str(exc), 403)

@@ -18,6 +18,7 @@ import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from incamera.config import is_loopback_host
+from incamera.rooms.access import Joiner, is_guest_id
 
 from . import messages as m
 from .conferences import Conferences
@@ -100,6 +101,20 @@ class Connection:
             await self.writer
 
 
+async def _joiner(websocket: WebSocket) -> Joiner:
+    """Who is connecting: the session cookie's account (else a guest), the browser's
+    ``incamera_guest`` id, the peer address."""
+    from incamera.server.app import GUEST_COOKIE
+    from incamera.server.auth_routes import principal
+
+    guest_id = websocket.cookies.get(GUEST_COOKIE)
+    return Joiner(
+        principal=await principal(websocket),
+        source=websocket.client.host if websocket.client else "unknown",
+        guest_id=guest_id if is_guest_id(guest_id) else None,
+    )
+
+
 async def websocket_endpoint(websocket: WebSocket) -> None:
     from incamera.server.context import ServerContext
 
@@ -109,9 +124,17 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         log.info("websocket refused: foreign origin")
         await websocket.close(CLOSE_FORBIDDEN_ORIGIN)  # before accept: HTTP 403
         return
+    joiner = await _joiner(websocket)
     await websocket.accept()
     connection = Connection(websocket)
-    session = Session(websocket.path_params["meeting_id"], connection, conferences, time.monotonic)
+    session = Session(
+        websocket.path_params["meeting_id"],
+        connection,
+        conferences,
+        time.monotonic,
+        gate=getattr(websocket.app.state, "admission", None),
+        joiner=joiner,
+    )
     loop = asyncio.get_running_loop()
     hello_deadline = loop.time() + HELLO_TIMEOUT
     try:

@@ -10,16 +10,17 @@ message gets ``bad_message`` and the session carries on; an unexpected exception
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import structlog
 
 from incamera.media.errors import MediaError
+from incamera.rooms.access import Credentials, Decision, Joiner, Refuse, Wait
 
 from . import messages as m
 from .conference import Conference, Member, Outbox
 from .conferences import Conferences
-from .errors import BadMessage, SignallingError
+from .errors import BadMessage, ErrorCode, SignallingError
 from .ratelimit import TokenBucket
 
 log = structlog.get_logger(__name__)
@@ -39,11 +40,30 @@ CLOSE_MEETING_CLOSED = 4410
 CLOSE_RATE_LIMITED = 4429
 CLOSE_INTERNAL = 1011
 
+CLOSE_REFUSED = 4403
+
 _CLOSE_FOR = {
     "meeting_not_found": CLOSE_NOT_FOUND,
     "meeting_closed": CLOSE_MEETING_CLOSED,
     "unsupported_version": CLOSE_UNSUPPORTED_VERSION,
+    # The join decision's refusals (incamera.rooms.access).
+    "meeting_locked": CLOSE_REFUSED,
+    "sign_in_required": CLOSE_REFUSED,
+    "pin_required": CLOSE_REFUSED,
+    "wrong_pin": CLOSE_REFUSED,
+    "removed": CLOSE_REFUSED,
+    "invalid_moderator_key": CLOSE_REFUSED,
+    "invalid_invite": CLOSE_REFUSED,
+    "rate_limited": CLOSE_RATE_LIMITED,
 }
+
+
+class Gate(Protocol):
+    """The join decision (the server's ``incamera.server.admission.Admission``)."""
+
+    async def decide(
+        self, meeting_id: str, joiner: Joiner, credentials: Credentials
+    ) -> Decision: ...
 
 
 class Session:
@@ -55,8 +75,14 @@ class Session:
         clock: Callable[[], float],
         rate: float = RATE_PER_SECOND,
         burst: float = RATE_BURST,
+        *,
+        gate: Gate | None = None,
+        joiner: Joiner | None = None,
     ) -> None:
         self.meeting_id = meeting_id
+        # Without a gate (unit tests of the protocol alone) everyone joins as a participant.
+        self.gate = gate
+        self.joiner = joiner
         self.outbox = outbox
         self.conferences = conferences
         self.clock = clock
@@ -197,9 +223,29 @@ class Session:
                 if member is not None:
                     self.conference, self.member = conference, member
                     return
-        # No resume token or an expired one: a fresh join (``welcome.resumed`` is false).
+        # No resume token or an expired one: a fresh join (``welcome.resumed`` is false),
+        # if the access policy lets this person in (docs/protocol.md, "Joining").
+        role, wait = "participant", False
+        joiner = self.joiner
+        if self.gate is not None and joiner is not None:
+            credentials = Credentials(
+                moderator_key=hello.moderator_key, invite=hello.invite, pin=hello.pin
+            )
+            decision = await self.gate.decide(self.meeting_id, joiner, credentials)
+            if isinstance(decision, Refuse):
+                raise SignallingError(decision.reason, cast(ErrorCode, decision.code))
+            role = decision.role
+            wait = isinstance(decision, Wait) and not hello.test_bypass_lobby
         self.conference, self.member = await self.conferences.join(
-            self.meeting_id, hello.name, self.outbox, skip_mls=bool(hello.test_skip_mls)
+            self.meeting_id,
+            hello.name,
+            self.outbox,
+            role=role,
+            wait=wait,
+            account=joiner.account_id if joiner is not None else None,
+            guest=joiner.is_guest if joiner is not None else True,
+            guest_id=joiner.guest_id if joiner is not None and joiner.is_guest else None,
+            skip_mls=bool(hello.test_skip_mls),
         )
 
     def closed(self) -> None:
