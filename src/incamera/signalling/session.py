@@ -134,6 +134,8 @@ class Session:
             self.outbox.send(m.Reply(rid=rid, **(result or {})))
         if isinstance(message, m.Leave):
             self._finish(CLOSE_NORMAL, "left")
+        elif isinstance(message, m.EndMeeting):  # everyone else's socket is closed already
+            self._finish(CLOSE_MEETING_CLOSED, "meeting ended")
 
     def _finish(self, code: int, reason: str) -> None:
         self.finished = True
