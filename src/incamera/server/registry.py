@@ -130,7 +130,7 @@ class MeetingRegistry:
 
     # -- access (incamera.rooms.access) ----------------------------------------------------
 
-    async def policy(self, meeting_id: str) -> AccessPolicy:
+    async def access_policy(self, meeting_id: str) -> AccessPolicy:
         """The meeting's access policy. Raises ``MeetingNotFound``."""
         return (await self.get(meeting_id)).access_policy
 
