@@ -1294,7 +1294,14 @@ function onLobby(waiting) {
   state.lobby = waiting;
   if (isModerator(state.self)) {
     for (const person of waiting) {
-      if (!before.has(person.id)) toast(t("lobby.arrived", { name: person.name }));
+      if (!before.has(person.id)) {
+        toast(t("lobby.arrived", { name: person.name }), {
+          timeout: 10000,
+          onClick: () => {
+            if (state.panel !== "people") togglePanel("people");
+          },
+        });
+      }
     }
   }
   renderModeration();
