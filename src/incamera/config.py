@@ -214,10 +214,10 @@ class AccessSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     joins_per_minute_per_source: int = Field(
-        default=30, ge=1, description="join attempts per minute per meeting and network address"
+        default=60, ge=1, description="join attempts per minute per meeting and network address"
     )
     joins_per_minute: int = Field(
-        default=120, ge=1, description="join attempts per minute per meeting, all addresses"
+        default=600, ge=1, description="join attempts per minute per meeting, all addresses"
     )
     pin_failures_per_source: int = Field(
         default=5,

@@ -326,8 +326,11 @@ class Limit:
 
 @dataclass(frozen=True, slots=True)
 class AccessLimits:
-    joins_per_source: Limit = Limit(30, 60.0)  # per meeting and source address
-    joins_per_meeting: Limit = Limit(120, 60.0)
+    # Generous: a whole office behind one NAT address joins a meeting at 10:00 sharp, and a
+    # large meeting starts with hundreds of joins in a minute. Secrets (keys, tokens) are
+    # 128-bit, so join limits only bound the work; the PIN limits below protect PINs.
+    joins_per_source: Limit = Limit(60, 60.0)  # per meeting and source address
+    joins_per_meeting: Limit = Limit(600, 60.0)
     pin_failures_per_source: Limit = Limit(5, 600.0)  # per meeting and source address
     pin_failures_per_meeting: Limit = Limit(20, 3600.0)
 
