@@ -39,9 +39,9 @@ from typing import Any, Literal, Protocol, cast
 from incamera.identity.passwords import PasswordHashing
 from incamera.identity.principal import Principal, SignedInAccount
 
-Lobby = Literal["off", "guests", "everyone"]
+LobbyRule = Literal["off", "guests", "everyone"]
 Role = Literal["moderator", "participant"]
-LOBBY_VALUES: tuple[Lobby, ...] = ("off", "guests", "everyone")
+LOBBY_VALUES: tuple[LobbyRule, ...] = ("off", "guests", "everyone")
 ROLES: tuple[Role, ...] = ("moderator", "participant")
 
 SECRET_BYTES = 16  # 128 bits for moderator keys, invitation tokens and guest ids
@@ -117,7 +117,7 @@ class Argon2PinHasher:
 class AccessPolicy:
     """One meeting's access rules. ``pin_hash`` is the argon2id hash, never the PIN."""
 
-    lobby: Lobby = "off"
+    lobby: LobbyRule = "off"
     pin_hash: str | None = None
     locked: bool = False
     members_only: bool = False
@@ -159,7 +159,7 @@ class AccessPolicy:
         if not data:
             return cls()
         return cls(
-            lobby=cast(Lobby, data.get("lobby", "off")),
+            lobby=cast(LobbyRule, data.get("lobby", "off")),
             pin_hash=data.get("pin_hash"),
             locked=bool(data.get("locked", False)),
             members_only=bool(data.get("members_only", False)),
