@@ -451,3 +451,39 @@ async def test_set_policy_is_broadcast_stored_and_locks_newcomers_out(
     finally:
         await pat.close()
         await mo.close()
+
+
+async def test_hand_over_prefers_a_signed_in_participant_and_blocks_hold_for_accounts(
+    live_server: LiveServer,
+) -> None:
+    from .test_access_join import session_cookies, signed_in_client
+
+    http = await signed_in_client(live_server, "sally")
+    link, key = await create(live_server)
+    mo = await moderator(link, key)
+    gus = await SignallingClient.join(link, "Gus")  # a guest, here first
+    sally = await SignallingClient.join(link, "Sally", cookies=session_cookies(http))
+    stan_http = await signed_in_client(live_server, "stan")
+    stan = await SignallingClient.join(link, "Stan", cookies=session_cookies(stan_http))
+    try:
+        assert sally.participant is not None and not sally.participant.guest
+        assert gus.participants[sally.id].guest is False and mo.participants[gus.id].guest
+        await mo.leave()
+        await sally.wait_for(is_moderator)
+        await gus.wait_for(lambda c: c.participants[sally.id].role == "moderator")
+        assert gus.participant is not None and gus.participant.role == "participant"
+        # Sally removes Stan with a block: his account is refused, wherever he signs in.
+        stan_id = stan.id
+        await sally.moderate("remove", stan_id, block=True)
+        await closed_with(stan, 4401)
+        assert stan.removed == m.Removed(by=sally.id, blocked=True)
+        code = await refused(
+            SignallingClient.join(link, "Stan", cookies=session_cookies(stan_http))
+        )
+        assert code == "removed"
+        assert ("participant_blocked", sally.id, stan_id) in await audit_events(live_server, link)
+    finally:
+        for client in (mo, gus, sally, stan):
+            await client.close()
+        await http.aclose()
+        await stan_http.aclose()
