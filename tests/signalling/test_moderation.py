@@ -22,7 +22,7 @@ from support import mls_fake as fake
 from support.aiortc_peer import AiortcPeer
 
 from .conftest import LiveServer
-from .test_media import TIMEOUT, sent_to
+from .test_media import TIMEOUT, sent_to, worker_counters
 
 GUEST_COOKIE = "incamera_guest"
 
@@ -247,6 +247,15 @@ async def test_moderator_mute_pauses_the_producer_at_once_and_the_owner_may_unmu
         await pat.wait_for(lambda c: len(c.moderated) == 2)
         assert pat.moderated[1] == m.Moderated(action="stop_video", by=mo.id)
         await mo.wait_for(lambda c: c.participants[pat.id].video_muted)
+
+        # Removal closes Pat's (send) transport with its producers.
+        assert (await worker_counters(live_server))["transports"] == 2  # and Mo's receive one
+        await mo.moderate("remove", pat.id)
+        await closed_with(pat, 4401)
+        counters = await worker_counters(live_server)
+        assert counters["transports"] == 1  # Mo's receive transport only
+        assert counters["producers"] == 0 and counters["consumers"] == 0
+        await mo.wait_for(lambda c: c.tracks == {})
     finally:
         await pat.close()
         await mo.close()
