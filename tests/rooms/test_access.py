@@ -181,6 +181,36 @@ def test_join_attempts_are_rate_limited_per_source_and_per_meeting() -> None:
     assert g.decide(access, third, Credentials(), T0 + 61) == Admit("participant")
 
 
+def test_a_flood_from_many_addresses_does_not_lock_out_moderators_or_invited_people() -> None:
+    limits = AccessLimits(joins_per_source=Limit(3, 60), joins_per_meeting=Limit(5, 60))
+    access, key = meeting(lobby="everyone")
+    token = new_secret()
+    invitation = Invitation(secret_digest(token), MEETING, "participant", expires_at=T0 + 3600)
+    access = MeetingAccess(
+        **{**_fields(access), "invitation": invitation, "owner_account_id": OWNER.account_id}
+    )
+    g = gate(limits)
+    for n in range(20):
+        flooder = Joiner(principal=Guest(), source=f"203.0.113.{n}")
+        g.decide(access, flooder, Credentials(), T0)
+    latecomer = Joiner(principal=Guest(), source="192.0.2.200")
+    assert code(g.decide(access, latecomer, Credentials(), T0)) == "rate_limited"
+    # still refused: a wrong moderator key, an unknown invitation
+    assert code(g.decide(access, latecomer, Credentials(moderator_key=new_secret()), T0)) == (
+        "invalid_moderator_key"
+    )
+    moderator = Joiner(principal=Guest(), source="192.0.2.201")
+    assert g.decide(access, moderator, Credentials(moderator_key=key), T0) == Admit("moderator")
+    owner = Joiner(principal=OWNER, source="192.0.2.202")
+    assert g.decide(access, owner, Credentials(), T0) == Admit("moderator")
+    invited = Joiner(principal=Guest(), source="192.0.2.203")
+    assert g.decide(access, invited, Credentials(invite=token), T0) == Admit("participant")
+    # the per-address limit still applies to them
+    for _ in range(2):
+        g.decide(access, moderator, Credentials(moderator_key=key), T0)
+    assert code(g.decide(access, moderator, Credentials(moderator_key=key), T0)) == "rate_limited"
+
+
 def test_lobby_rules() -> None:
     access, key = meeting(lobby="guests")
     g = gate()

@@ -6,10 +6,12 @@ the WebSocket upgrade (session cookie, ``incamera_guest`` cookie, peer address) 
 :class:`Credentials` from ``hello``, then asks :meth:`Gatekeeper.decide` BEFORE the person
 is put into the conference. The decision order (docs/protocol.md, "Joining"):
 
-1. rate limit (join attempts per source per meeting and per meeting),
+1. rate limit of join attempts per source (address) and meeting,
 2. moderator key or the meeting's signed-in owner -> ``Admit("moderator")``,
 3. invitation (a moderator invitation admits as moderator; a participant invitation skips
-   the lobby and the PIN, nothing else),
+   the lobby and the PIN, nothing else); without one, the meeting-wide rate limit of join
+   attempts (after 2 and 3, so that a flood from many addresses cannot lock the moderators
+   or the invited people out),
 4. locked -> ``Refuse("meeting_locked")``,
 5. members only / guests not allowed -> ``Refuse("sign_in_required")`` for guests,
 6. PIN: missing -> ``pin_required``; wrong -> ``wrong_pin`` (counted); after too many wrong
@@ -421,15 +423,13 @@ class Gatekeeper:
         policy = meeting.policy
         source_key = f"{meeting.meeting_id} {joiner.source}"
         with self._lock:
-            wait = max(
-                self._joins_source.retry_after(source_key, now),
-                self._joins_meeting.retry_after(meeting.meeting_id, now),
-            )
+            wait = self._joins_source.retry_after(source_key, now)
             if wait:
                 return rate_limited(wait)
             self._joins_source.add(source_key, now)
-            self._joins_meeting.add(meeting.meeting_id, now)
 
+        # Credentials are checked before the meeting-wide limit: a flood of joins from many
+        # addresses must not lock the moderators (or invited people) out of their meeting.
         if credentials.moderator_key is not None:
             if secret_matches(credentials.moderator_key, meeting.moderator_key_digest):
                 return Admit("moderator")
@@ -450,6 +450,12 @@ class Gatekeeper:
             if invitation.role == "moderator":
                 return Admit("moderator")
             invited = True
+        else:
+            with self._lock:
+                wait = self._joins_meeting.retry_after(meeting.meeting_id, now)
+                if wait:
+                    return rate_limited(wait)
+                self._joins_meeting.add(meeting.meeting_id, now)
 
         if policy.locked:
             return LOCKED
