@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from incamera.signalling import messages as m
-from incamera.signalling.client import SignallingClient
+from incamera.signalling.client import SignallingClient, default_sources
 from incamera.signalling.conferences import Conferences
 from incamera.signalling.errors import SignallingError
 from support import mls_fake as fake
@@ -185,6 +185,7 @@ async def test_non_moderators_are_forbidden(live_server: LiveServer) -> None:
             pat.deny(mo.id),
             pat.moderate("mute", mo.id),
             pat.moderate("stop_video", mo.id),
+            pat.moderate("stop_screen", mo.id),
             pat.moderate("remove", mo.id, block=True),
             pat.mute_all(),
             pat.set_policy(locked=True),
@@ -257,6 +258,54 @@ async def test_moderator_mute_pauses_the_producer_at_once_and_the_owner_may_unmu
         assert counters["producers"] == 0 and counters["consumers"] == 0
         await mo.wait_for(lambda c: c.tracks == {})
     finally:
+        await pat.close()
+        await mo.close()
+
+
+async def test_stop_screen_closes_the_screen_producer_at_once_and_tells_the_sharer(
+    live_server: LiveServer, peers: Callable[[str], AiortcPeer]
+) -> None:
+    link, key = await create(live_server)
+    mo_peer = peers("Mo")
+    mo = await moderator(link, key, on_subscribe=mo_peer.subscribe_offer)
+    pat_peer = peers("Pat")
+    pat = await SignallingClient.join(link, "Pat", on_subscribe=pat_peer.subscribe_offer)
+    bo = await SignallingClient.join(link, "Bo")
+    try:
+
+        async def as_screen(offer_sdp: str) -> str:
+            kinds = default_sources(offer_sdp)  # mid -> "mic" | "camera"
+            sources = {mid: "screen" if k == "camera" else k for mid, k in kinds.items()}
+            return await pat.publish(offer_sdp, sources)
+
+        await pat_peer.publish(as_screen)
+        await mo.wait_for(lambda c: {t.source for t in c.tracks.values()} == {"mic", "screen"})
+        await mo.wait_for(lambda c: c.participants[pat.id].screen_sharing)
+
+        async def sent(source: str, more_than: int) -> int:
+            for _ in range(int(TIMEOUT / 0.05)):
+                count = await sent_to(live_server, mo, pat.id, source)
+                if count > more_than:
+                    return count
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"{source} does not flow")
+
+        await sent("screen", 30)
+        assert (await worker_counters(live_server))["producers"] == 2
+        assert await refused(bo.moderate("stop_screen", pat.id)) == "forbidden"
+        await mo.moderate("stop_screen", bo.id)  # not sharing: nothing happens
+        await mo.moderate("stop_screen", pat.id)
+        # The reply came after the producer was closed, with everyone's consumers of it.
+        assert (await worker_counters(live_server))["producers"] == 1
+        await pat.wait_for(lambda c: c.moderated == [m.Moderated(action="stop_screen", by=mo.id)])
+        await mo.wait_for(lambda c: not c.participants[pat.id].screen_sharing)
+        await bo.wait_for(lambda c: not c.participants[pat.id].screen_sharing)
+        await mo.wait_for(lambda c: {t.source for t in c.tracks.values()} == {"mic"})
+        mic = await sent_to(live_server, mo, pat.id, "mic")
+        await sent("mic", mic + 30)  # the microphone is untouched
+        assert bo.moderated == []
+    finally:
+        await bo.close()
         await pat.close()
         await mo.close()
 

@@ -35,6 +35,7 @@ class Action(StrEnum):
     DENY = "deny"
     MUTE = "mute"
     STOP_VIDEO = "stop_video"
+    STOP_SCREEN = "stop_screen"
     REMOVE = "remove"
     MUTE_ALL = "mute_all"
     SET_POLICY = "set_policy"
@@ -49,6 +50,7 @@ _WHAT = {
     Action.DENY: "turn people away",
     Action.MUTE: "mute others",
     Action.STOP_VIDEO: "stop others' video",
+    Action.STOP_SCREEN: "stop others' screen sharing",
     Action.REMOVE: "remove participants",
     Action.MUTE_ALL: "mute everyone",
     Action.SET_POLICY: "change the meeting's access settings",

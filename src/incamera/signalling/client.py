@@ -288,7 +288,8 @@ class SignallingClient:
         await self.request(m.Deny(participant=participant))
 
     async def moderate(self, action: str, participant: str, *, block: bool = False) -> None:
-        """``mute``, ``stop_video`` or ``remove`` (``block``: it cannot join again)."""
+        """``mute``, ``stop_video``, ``stop_screen`` or ``remove`` (``block``: it cannot join
+        again)."""
         await self.request(m.Moderate(action=action, participant=participant, block=block))  # type: ignore[arg-type]
 
     async def mute_all(self) -> None:

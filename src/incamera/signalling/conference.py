@@ -913,15 +913,33 @@ class Conference:
     async def moderate(
         self, actor: Member, action: str, participant_id: str, *, block: bool = False
     ) -> None:
-        """``mute`` / ``stop_video`` (the participant may turn it on again itself) or
-        ``remove`` (optionally ``block``: it cannot join again)."""
+        """``mute`` / ``stop_video`` / ``stop_screen`` (the participant may turn it on again
+        itself) or ``remove`` (optionally ``block``: it cannot join again)."""
         if action == "remove":
             await self.remove(actor, participant_id, block=block)
             return
         async with self._lock:
             self._require(actor, Action(action))
             target = self._target(participant_id)
+            if action == "stop_screen":
+                await self._stop_screen(target, actor)
+                return
             await self._force_mute(target, Source.MIC if action == "mute" else Source.CAMERA, actor)
+
+    async def _stop_screen(self, target: Member, by: Member) -> None:
+        """End ``target``'s screen sharing for a moderator (under the lock): its screen
+        producers are closed at once (with everyone's consumers of them); its client stops
+        the capture and renegotiates. Nothing happens if it is not sharing."""
+        mids = [mid for mid, p in target.published.items() if p.source is Source.SCREEN]
+        if not mids:
+            return
+        try:
+            for mid in mids:
+                await self._unpublish(target, mid)
+            self._updated(target)
+            target.send(m.Moderated(action="stop_screen", by=by.id))
+        finally:
+            self._flush()
 
     async def mute_all(self, actor: Member) -> None:
         """Mute everyone's microphone but the moderator's own."""

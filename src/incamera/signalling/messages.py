@@ -44,7 +44,7 @@ MutableSource = Literal["mic", "camera"]
 Quality = Literal["good", "fair", "poor"]
 RoleName = Literal["moderator", "participant"]
 LobbyRule = Literal["off", "guests", "everyone"]
-ModerateAction = Literal["mute", "stop_video", "remove"]
+ModerateAction = Literal["mute", "stop_video", "stop_screen", "remove"]
 Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,12}$")]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
 Mid = Annotated[str, StringConstraints(min_length=1, max_length=32)]
@@ -302,7 +302,8 @@ class Deny(ClientMessage):
 
 
 class Moderate(ClientMessage):
-    """A moderator mutes someone, stops their camera or removes them (``block``: for good)."""
+    """A moderator mutes someone, stops their camera or screen sharing, or removes them
+    (``block``: for good)."""
 
     type: Literal["moderate"] = "moderate"
     action: ModerateAction
@@ -397,10 +398,11 @@ class LobbyUpdate(Message):
 
 
 class Moderated(Message):
-    """To a participant a moderator muted (``mute``) or whose camera it stopped."""
+    """To a participant a moderator muted (``mute``), whose camera (``stop_video``) or
+    screen sharing (``stop_screen``) it stopped."""
 
     type: Literal["moderated"] = "moderated"
-    action: Literal["mute", "stop_video"]
+    action: Literal["mute", "stop_video", "stop_screen"]
     by: str
 
 

@@ -1325,6 +1325,9 @@ function onModerated(message) {
   } else if (message.action === "stop_video") {
     if (state.camOn) toggleCamera();
     toast(t("mod.videoStoppedBy", { by }));
+  } else if (message.action === "stop_screen") {
+    stopScreenShare();
+    toast(t("mod.screenStoppedBy", { by }));
   }
 }
 

@@ -54,6 +54,9 @@ export function participantActions(participant, actions) {
     participant.video_muted
       ? null
       : button(t("mod.stopVideo"), "stop-video", () => actions.moderate(participant, "stop_video")),
+    participant.screen_sharing
+      ? button(t("mod.stopScreen"), "stop-screen", () => actions.moderate(participant, "stop_screen"))
+      : null,
     isModerator(participant)
       ? button(t("mod.demote"), "demote", () => actions.setRole(participant, "participant"))
       : button(t("mod.promote"), "promote", () => actions.setRole(participant, "moderator")),
