@@ -7,7 +7,9 @@
 # relative to the package) is applied strictly by apply-patch.mjs (what `patch -p1` would do, with
 # no fuzz) to a copy of node_modules/ts-mls in .patched/node_modules; node_modules itself stays
 # as npm installed it. The patch makes the ratchet tree's parent-hash verification on join
-# (RFC 9420 §7.9.2) compute each hash once instead of O(n^2) times; see the patch's header.
+# (RFC 9420 §7.9.2) compute each hash once instead of O(n^2) times, and makes the tree's
+# unmerged_leaves check follow RFC 9420 §12.4.3.1 (1.6.4 refused valid trees, accepted blank or
+# non-descendant unmerged leaves and hung on an index beyond the tree); see the patch's header.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-"$here/../src/incamera/web/vendor/ts-mls.js"}
@@ -39,7 +41,8 @@ tmp="$out.tmp"
   printf '%s\n' "//   esbuild mls-entry.mjs --bundle --format=esm --minify"
   printf '%s\n' "// Do not edit; rebuild with: cd client && npm ci --ignore-scripts && sh build.sh"
   printf '%s\n' "// PATCHED ts-mls: client/$patch_file (sha256 $patch_sha) is applied before bundling:"
-  printf '%s\n' "// parent-hash verification on join (RFC 9420 7.9.2) computes each hash once (ts-mls 1.6.4: O(n^2) hashes), same checks."
+  printf '%s\n' "// parent-hash verification on join (RFC 9420 7.9.2) computes each hash once (ts-mls 1.6.4: O(n^2) hashes), same checks;"
+  printf '%s\n' "// the ratchet tree's unmerged_leaves check follows RFC 9420 12.4.3.1 (1.6.4: too strict, too weak, hangs on an index beyond the tree)."
   (cd "$work" && "$here/node_modules/.bin/esbuild" mls-entry.mjs --bundle --format=esm --minify --log-level=warning)
 } >"$tmp"
 mv "$tmp" "$out"
