@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from incamera.rooms.access import new_secret
 from incamera.server.auth_routes import identity_of
+from incamera.signalling import messages as m
 from incamera.signalling.client import SignallingClient, websocket_url
 from incamera.signalling.errors import SignallingError
 
@@ -186,6 +187,47 @@ async def test_a_blocked_guest_browser_is_refused_and_another_is_not(
     assert error.code == "removed"
     other = await SignallingClient.join(link, "New", cookies={"incamera_guest": new_secret()})
     await other.close()
+
+
+async def test_a_moderator_invites_through_signalling_and_a_participant_cannot(
+    live_server: LiveServer,
+) -> None:
+    link, key, body = await create(live_server, lobby="everyone", pin="8642")
+    mo = await SignallingClient.join(link, "Mo", moderator_key=key)
+    try:
+        invitation = await mo.invite("Ines", expires_in_seconds=600)
+        assert invitation.role == "participant" and invitation.name == "Ines"
+        assert len(invitation.token) >= 22  # 128 bits, base64url
+        expires = datetime.fromisoformat(invitation.expires_at.replace("Z", "+00:00"))
+        left = (expires - live_server.app.state.context.registry.now()).total_seconds()
+        assert 590 < left <= 600
+        ines = await SignallingClient.join(link, "Ines", invite=invitation.token)
+        try:
+            assert ines.welcome is not None and not ines.waiting  # no PIN, no lobby
+            assert ines.participant is not None and ines.participant.role == "participant"
+            with pytest.raises(SignallingError) as caught:
+                await ines.invite("Friend")
+            assert caught.value.code == "forbidden"
+        finally:
+            await ines.close()
+        promoted = await mo.invite(role="moderator", expires_in_seconds=60)
+        co = await SignallingClient.join(link, "Co", invite=promoted.token)
+        try:
+            assert co.participant is not None and co.participant.role == "moderator"
+        finally:
+            await co.close()
+        for bad in ({"expires_in_seconds": 59}, {"expires_in_seconds": 91 * 24 * 3600}):
+            with pytest.raises(SignallingError) as caught:
+                fields = {"type": "invite", "role": "participant", "name": None, **bad}
+                await mo.request(m.Invite.model_construct(**fields))  # unchecked, as sent
+            assert caught.value.code == "bad_message"
+    finally:
+        await mo.close()
+    events = await live_server.app.state.audit.query(
+        kind="invitation_created", meeting_id=body["id"], since=None, limit=10
+    )
+    assert len(events) == 2
+    assert all("Ines" not in str(e.as_json()) for e in events)  # no names in the audit log
 
 
 async def test_invitations_skip_lobby_and_pin_and_expire(live_server: LiveServer) -> None:

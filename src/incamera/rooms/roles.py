@@ -41,6 +41,7 @@ class Action(StrEnum):
     SET_POLICY = "set_policy"
     SET_ROLE = "set_role"
     END_MEETING = "end_meeting"
+    INVITE = "invite"
 
 
 MODERATOR_ACTIONS: frozenset[Action] = frozenset(Action)
@@ -56,6 +57,7 @@ _WHAT = {
     Action.SET_POLICY: "change the meeting's access settings",
     Action.SET_ROLE: "change roles",
     Action.END_MEETING: "end the meeting",
+    Action.INVITE: "invite people",
 }
 
 

@@ -306,6 +306,16 @@ class SignallingClient:
     async def end_meeting(self) -> None:
         await self.request(m.EndMeeting())
 
+    async def invite(
+        self, name: str | None = None, role: str = "participant", expires_in_seconds: int = 3600
+    ) -> m.InvitationCreated:
+        """A personal invitation (moderators): its token goes after ``#invite=`` in the link."""
+        request = m.Invite(name=name, role=role, expires_in_seconds=expires_in_seconds)  # type: ignore[arg-type]
+        reply = await self.request(request)
+        if reply.invitation is None:
+            raise SignallingError("the invite reply has no invitation", "internal")
+        return reply.invitation
+
     async def ping(self) -> None:
         count = sum(isinstance(x, m.Pong) for x in self.received)
         await self.send(m.Ping())

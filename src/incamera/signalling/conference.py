@@ -118,6 +118,11 @@ class Host(Protocol):
     async def end(self, conference: Conference) -> None:
         """Close the meeting for good: nobody can join it again."""
 
+    async def invite(
+        self, conference: Conference, role: str, name: str | None, expires_in: float
+    ) -> tuple[str, str]:
+        """Store a new invitation; returns its token (shown once) and expiry (ISO 8601)."""
+
     def audit(
         self,
         conference: Conference,
@@ -1000,6 +1005,16 @@ class Conference:
         if policy.locked != before.locked:
             kind = "meeting_locked" if policy.locked else "meeting_unlocked"
             self._audit(kind, actor=actor.id)
+
+    async def invite(
+        self, actor: Member, role: str, name: str | None, expires_in: float
+    ) -> m.InvitationCreated:
+        """A personal invitation link for someone (moderators only): it skips the lobby and
+        the PIN, not the lock; a moderator invitation makes its holder a moderator."""
+        self._require(actor, Action.INVITE)
+        token, expires_at = await self._host.invite(self, role, name, expires_in)
+        self._audit("invitation_created", actor=actor.id, role=role, expires_at=expires_at)
+        return m.InvitationCreated(token=token, role=role, name=name, expires_at=expires_at)  # type: ignore[arg-type]
 
     async def set_role(self, actor: Member, participant_id: str, role: str) -> None:
         """Promote or demote (never the last moderator: ``last_moderator``)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -21,7 +22,7 @@ import structlog
 from incamera.media.api import ActiveSpeaker, TransportStateChanged
 from incamera.media.errors import MediaError
 from incamera.rooms import Role
-from incamera.rooms.access import AccessPolicy, Argon2PinHasher, PinHasher
+from incamera.rooms.access import AccessPolicy, Argon2PinHasher, PinHasher, new_secret
 from incamera.server.meetings import MeetingClosed, MeetingNotFound
 
 from .conference import RESUME_WINDOW, Conference, Member, Outbox, new_participant_id
@@ -189,6 +190,14 @@ class Conferences:
 
     async def end(self, conference: Conference) -> None:
         await self._registry.end(conference.meeting_id)
+
+    async def invite(
+        self, conference: Conference, role: str, name: str | None, expires_in: float
+    ) -> tuple[str, str]:
+        token = new_secret()
+        expires_at = self._registry.now() + timedelta(seconds=expires_in)
+        await self._registry.add_invitation(conference.meeting_id, token, role, name, expires_at)
+        return token, expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
     def audit(
         self,

@@ -342,6 +342,21 @@ class EndMeeting(ClientMessage):
     type: Literal["end_meeting"] = "end_meeting"
 
 
+INVITATION_MIN_SECONDS = 60
+INVITATION_MAX_SECONDS = 90 * 24 * 3600
+
+
+class Invite(ClientMessage):
+    """A moderator creates a personal invitation link (the reply carries ``invitation``)."""
+
+    type: Literal["invite"] = "invite"
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    role: RoleName = "participant"
+    expires_in_seconds: int = Field(
+        default=7 * 24 * 3600, ge=INVITATION_MIN_SECONDS, le=INVITATION_MAX_SECONDS, strict=True
+    )
+
+
 AnyClientMessage = Annotated[
     Hello
     | Leave
@@ -364,7 +379,8 @@ AnyClientMessage = Annotated[
     | MuteAll
     | SetPolicy
     | SetRole
-    | EndMeeting,
+    | EndMeeting
+    | Invite,
     Field(discriminator="type"),
 ]
 
@@ -435,12 +451,23 @@ class Error(Message):
     reason: str
 
 
+class InvitationCreated(BaseModel):
+    """A new invitation: the link is ``<origin>/m/<meeting>#invite=<token>``. The token is
+    shown once: the server keeps only its digest."""
+
+    token: str
+    role: RoleName
+    name: str | None = None
+    expires_at: str  # ISO 8601, UTC
+
+
 class Reply(Message):
     type: Literal["reply"] = "reply"
     omit_none: ClassVar[bool] = True
     rid: int | None = None
     ok: Literal[True] = True
     sdp: str | None = None  # the answer, for ``publish``
+    invitation: InvitationCreated | None = None  # for ``invite``
 
 
 class Pong(Message):

@@ -194,6 +194,11 @@ class Session:
                 await conference.set_role(member, message.participant, message.role)
             case m.EndMeeting():
                 await conference.end(member)
+            case m.Invite():
+                invitation = await conference.invite(
+                    member, message.role, message.name, message.expires_in_seconds
+                )
+                return {"invitation": invitation}
             case m.Ping():
                 self.outbox.send(m.Pong())
             case m.Leave():

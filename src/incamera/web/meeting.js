@@ -1342,6 +1342,7 @@ function renderModeration() {
     {
       bar: $("moderator-bar"),
       form: $("access-form"),
+      invite: $("invite-form"),
       lock: $("btn-lock"),
       lobby: $("access-lobby"),
       membersOnly: $("access-members-only"),
@@ -1374,6 +1375,31 @@ function bindModeration() {
       if (reply) toast(t("access.saved"));
       $("access-pin").value = "";
     });
+  });
+  $("invite-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const fields = {
+      role: $("invite-role").value,
+      expires_in_seconds: Number($("invite-valid").value),
+    };
+    const name = $("invite-name").value.trim();
+    if (name) fields.name = name;
+    requestOrToast("invite", fields)?.then((reply) => {
+      if (!reply?.invitation) return;
+      // The token goes in the fragment: it never reaches a server's logs.
+      $("invite-url").value = `${window.location.origin}/m/${meetingId}#invite=${reply.invitation.token}`;
+      $("invite-result").hidden = false;
+      $("invite-name").value = "";
+      $("invite-url").select();
+    });
+  });
+  $("invite-copy").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText($("invite-url").value);
+      toast(t("grid.copied"));
+    } catch {
+      $("invite-url").select();
+    }
   });
   $("lobby-leave").addEventListener("click", () => {
     signalling?.fail("left");

@@ -72,6 +72,7 @@ export function participantActions(participant, actions) {
 export function renderModeratorControls(elements, policy, moderator) {
   elements.bar.hidden = !moderator;
   elements.form.hidden = !moderator;
+  elements.invite.hidden = !moderator;
   if (!policy) return;
   elements.lock.setAttribute("aria-pressed", String(Boolean(policy.locked)));
   elements.lock.textContent = t(policy.locked ? "mod.unlock" : "mod.lock");
