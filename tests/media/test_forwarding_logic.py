@@ -220,3 +220,28 @@ def test_stream_stays_continuous_across_a_pause() -> None:
     send_frames(producer, range(1), 21, now + 0.63, key=True)
     seqs = sink.seqs()
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap where the pause was
+
+
+def test_switch_continues_the_numbering_when_the_first_sequence_number_is_high() -> None:
+    # A publisher's random first sequence number is at or above 0x8000 half of the time.
+    producer, consumer, sink, _requests = make_pair()
+    now = 100.0
+    base = 40000
+
+    def frame(i: int, key: bool) -> None:
+        for layer in range(3):
+            packet = vp8_packet(SSRCS[layer], base + i, 3000 * i, key)
+            producer.receive(producer.streams[layer], packet, False, now + i * 0.03)
+
+    for i in range(6):
+        frame(i, key=i == 0)
+    assert consumer.current_layer == 0
+    consumer.set_preferred_layer(2)
+    consumer.choose_target(now + 0.2)
+    for i in range(6, 9):
+        frame(i, key=i == 6)
+    assert consumer.current_layer == 2
+    seqs = sink.seqs()
+    assert seqs == list(range(base, base + len(seqs)))  # no jump back near 0
+    timestamps = [struct.unpack_from("!I", p, 4)[0] for p in sink.packets]
+    assert timestamps == sorted(timestamps)

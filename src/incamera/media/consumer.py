@@ -223,6 +223,10 @@ class Consumer:
             self._seq_offset = 0
             self._ts_offset = 0
             self._started = True
+            # The first packet must count as newer than the "last sent" one whatever its
+            # sequence number (from 0, one at or above 0x8000 looked older, and a later
+            # switch then restarted the numbering near 0).
+            self._last_seq = (seq - 1) & 0xFFFF
         else:
             # Continue right after the last sent packet; advance the timestamp by the time
             # that passed, so the receiver's jitter buffer sees a plausible clock.
