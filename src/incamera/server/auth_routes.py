@@ -4,6 +4,8 @@ enrolment. The domain logic is in ``incamera.identity``; this module is the adap
 Pages are rendered on the server from ``web/signin.html`` (no script needed) and every
 form carries the session's CSRF token. A failed step answers with the same page, a clear
 message and a fitting status (401 wrong credentials, 403 CSRF or disabled, 429 throttled).
+They are in English or German (``page_text``: its table holds every sentence; the
+``lang`` query parameter, remembered in a cookie, else ``Accept-Language`` chooses).
 
 Other handlers ask ``await principal(request)`` who is there: a ``SignedInAccount`` or a
 ``Guest``.
@@ -17,7 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import structlog
 from anyio import to_thread
@@ -25,7 +27,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from incamera.config import Settings
+from incamera.config import OidcSettings, Settings
 from incamera.identity import csrf, totp
 from incamera.identity.accounts import (
     AccountDisabled,
@@ -35,7 +37,7 @@ from incamera.identity.accounts import (
     principal_for,
 )
 from incamera.identity.oidc import CALLBACK_PATH, OidcClient, OidcError, OidcFlow
-from incamera.identity.passwords import PasswordHashing, PasswordRejected
+from incamera.identity.passwords import MIN_LENGTH, PasswordHashing, PasswordRejected
 from incamera.identity.principal import Guest, Principal, SignedInAccount
 from incamera.identity.sessions import Session, SessionPolicy, Sessions
 from incamera.identity.throttle import FailureThrottle, Throttled
@@ -43,8 +45,10 @@ from incamera.store import Database
 from incamera.store.accounts import AccountRecord, AccountStore
 from incamera.store.sessions import SessionStore
 
+from . import page_text
 from .api import ApiError, read_json_body
 from .context import ServerContext
+from .page_text import Lang, error_text, html_text, text
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +56,11 @@ PAGE = "signin.html"
 PENDING_TTL_SECONDS = 300  # between the password and the code / new password
 MAX_FORM_BYTES = 8 * 1024
 NO_STORE = {"cache-control": "no-store"}
+LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+# Pages whose address may be repeated with another ?lang= (GET only); any other page's
+# language switch leads to /signin.
+LANG_SWITCH_PATHS = frozenset({"/signin", "/signin/reset", "/signin/totp"})
+DEFAULT_PROVIDER_NAME = OidcSettings.model_fields["provider_name"].default
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,18 @@ class CookiePolicy:
     def clear(self, response: Response) -> None:
         response.delete_cookie(
             self.name, path="/", secure=self.secure, httponly=True, samesite="lax"
+        )
+
+    def remember_language(self, response: Response, lang: Lang) -> None:
+        """The ``incamera_lang`` cookie: the language chosen with ``?lang=`` (not secret,
+        so not HttpOnly; ``Secure`` like the session cookie)."""
+        response.set_cookie(
+            page_text.COOKIE,
+            lang,
+            max_age=LANG_COOKIE_MAX_AGE,
+            path="/",
+            secure=self.secure,
+            samesite="lax",
         )
 
 
@@ -180,14 +201,72 @@ def _audit(request: Request, kind: str, actor: str | None, **details: object) ->
 # --- rendering -----------------------------------------------------------------------------
 
 
+def page_language(request: HTTPConnection) -> Lang:
+    """The sign-in pages' language for ``request`` (see ``page_text.negotiate``)."""
+    return page_text.negotiate(
+        request.query_params.get(page_text.QUERY),
+        request.cookies.get(page_text.COOKIE),
+        request.headers.get("accept-language"),
+    )
+
+
+def _say(request: Request, key: str, **params: object) -> str:
+    return text(page_language(request), key, **params)
+
+
+def _h(lang: Lang, key: str, **params: object) -> str:
+    """``text`` escaped for HTML."""
+    return html.escape(text(lang, key, **params))
+
+
+def _explain(request: Request, error: Exception) -> str:
+    return error_text(page_language(request), error)
+
+
+def _switch_href(request: Request, lang: Lang) -> str:
+    """This page again in ``lang``: the same address where a GET may be repeated, else
+    the sign-in page."""
+    if request.method in ("GET", "HEAD") and request.url.path in LANG_SWITCH_PATHS:
+        path = request.url.path
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != page_text.QUERY]
+    else:
+        path, query = "/signin", []
+    return f"{path}?{urlencode([*query, (page_text.QUERY, lang)])}"
+
+
+def _language_switch(request: Request, lang: Lang) -> str:
+    links = []
+    for code, name in page_text.LANGUAGE_NAMES.items():
+        current = ' aria-current="true"' if code == lang else ""
+        href = html.escape(_switch_href(request, code))
+        links.append(
+            f'<a href="{href}" hreflang="{code}" lang="{code}" id="lang-{code}"{current}>'
+            f"{html.escape(name)}</a>"
+        )
+    label = html.escape(text(lang, "page.language"))
+    return f'<nav class="signin-lang" aria-label="{label}">{" · ".join(links)}</nav>'
+
+
 def _page(request: Request, title: str, body: str, status: int = 200) -> HTMLResponse:
+    """``title`` and ``body`` (HTML) in the page frame, in the request's language; a valid
+    ``?lang=`` is remembered in the language cookie."""
     from .app import WEB_DIR
 
+    lang = page_language(request)
     template = (WEB_DIR / PAGE).read_text(encoding="utf-8")
-    content = f"<h1>{html.escape(title)}</h1>\n{body}"
-    return HTMLResponse(
-        template.replace("<!--content-->", content), status_code=status, headers=NO_STORE
+    frame = (
+        template.replace("{{lang}}", lang)
+        .replace("{{title}}", html.escape(f"{title} · incamera"))
+        .replace("<!--language-switch-->", _language_switch(request, lang))
     )
+    content = f"<h1>{html.escape(title)}</h1>\n{body}"
+    response = HTMLResponse(
+        frame.replace("<!--content-->", content), status_code=status, headers=NO_STORE
+    )
+    chosen = request.query_params.get(page_text.QUERY)
+    if page_text.is_lang(chosen):
+        identity_of(request.app).cookie.remember_language(response, chosen)
+    return response
 
 
 def _error(message: str | None) -> str:
@@ -204,32 +283,38 @@ def _password_form(
     request: Request, session: Session, error: str | None = None, status: int = 200
 ) -> HTMLResponse:
     identity = identity_of(request.app)
+    lang = page_language(request)
     body = f"""{_error(error)}
 <form class="signin-form" method="post" action="/signin">
   {_hidden(csrf.FORM_FIELD, session.csrf_token)}{_hidden("step", "password")}
-  <label>Username <input name="username" autocomplete="username" required autofocus></label>
-  <label>Password <input name="password" type="password" autocomplete="current-password"
-    required></label>
-  <button type="submit">Sign in</button>
+  <label>{_h(lang, "signin.username")} <input name="username" autocomplete="username" required
+    autofocus></label>
+  <label>{_h(lang, "signin.password")} <input name="password" type="password"
+    autocomplete="current-password" required></label>
+  <button type="submit">{_h(lang, "signin.submit")}</button>
 </form>"""
     if identity.oidc is not None:
-        name = html.escape(identity.provider_name)
+        provider = identity.provider_name
+        if provider == DEFAULT_PROVIDER_NAME:
+            provider = text(lang, "signin.sso_default_name")
+        sso = html.escape(text(lang, "signin.sso", provider=provider))
         body += f"""
-<p class="signin-or">or</p>
-<p><a class="sso-link" id="sso" href="/auth/oidc/start">Sign in with {name}</a></p>"""
-    return _page(request, "Sign in", body, status)
+<p class="signin-or">{_h(lang, "signin.or")}</p>
+<p><a class="sso-link" id="sso" href="/auth/oidc/start">{sso}</a></p>"""
+    return _page(request, text(lang, "signin.title"), body, status)
 
 
 def _code_form(session: Session, request: Request, error: str | None, status: int) -> HTMLResponse:
+    lang = page_language(request)
     body = f"""{_error(error)}
-<p>Enter the 6-digit code from your authenticator app.</p>
+<p>{_h(lang, "code.intro")}</p>
 <form class="signin-form" method="post" action="/signin">
   {_hidden(csrf.FORM_FIELD, session.csrf_token)}{_hidden("step", "totp")}
-  <label>Code <input name="code" inputmode="numeric" autocomplete="one-time-code"
-    pattern="[0-9 ]{{6,7}}" required autofocus></label>
-  <button type="submit">Continue</button>
+  <label>{_h(lang, "code.field")} <input name="code" inputmode="numeric"
+    autocomplete="one-time-code" pattern="[0-9 ]{{6,7}}" required autofocus></label>
+  <button type="submit">{_h(lang, "code.submit")}</button>
 </form>"""
-    return _page(request, "Second factor", body, status)
+    return _page(request, text(lang, "code.title"), body, status)
 
 
 def _change_form(
@@ -240,27 +325,32 @@ def _change_form(
     step: str = "change",
     token: str | None = None,
 ) -> HTMLResponse:
+    lang = page_language(request)
     extra = _hidden("token", token) if token else ""
     action = "/signin/reset" if step == "reset" else "/signin"
+    intro = html.escape(text(lang, "change.intro", n=MIN_LENGTH))
     body = f"""{_error(error)}
-<p>Choose a new password (at least 10 characters).</p>
+<p>{intro}</p>
 <form class="signin-form" method="post" action="{action}">
   {_hidden(csrf.FORM_FIELD, session.csrf_token)}{_hidden("step", step)}{extra}
-  <label>New password <input name="new_password" type="password" autocomplete="new-password"
-    required autofocus></label>
-  <label>Repeat it <input name="new_password2" type="password" autocomplete="new-password"
-    required></label>
-  <button type="submit">Set password</button>
+  <label>{_h(lang, "change.new")} <input name="new_password" type="password"
+    autocomplete="new-password" required autofocus></label>
+  <label>{_h(lang, "change.repeat")} <input name="new_password2" type="password"
+    autocomplete="new-password" required></label>
+  <button type="submit">{_h(lang, "change.submit")}</button>
 </form>"""
-    return _page(request, "New password", body, status)
+    return _page(request, text(lang, "change.title"), body, status)
 
 
 def _signed_in_page(request: Request, session: Session, who: SignedInAccount) -> HTMLResponse:
-    body = f"""<p id="signed-in">Signed in as <strong>{html.escape(who.display_name)}</strong>.</p>
-<p><a href="/">Start or join a meeting</a> · <a href="/signin/totp">Second factor</a></p>
+    lang = page_language(request)
+    name = f"<strong>{html.escape(who.display_name)}</strong>"
+    second = _h(lang, "signed_in.second_factor")
+    body = f"""<p id="signed-in">{html_text(lang, "signed_in.as", name=name)}</p>
+<p><a href="/">{_h(lang, "signed_in.meeting")}</a> · <a href="/signin/totp">{second}</a></p>
 <form method="post" action="/signout">{_hidden(csrf.FORM_FIELD, session.csrf_token)}
-  <button type="submit">Sign out</button></form>"""
-    return _page(request, "Signed in", body)
+  <button type="submit">{_h(lang, "signout.submit")}</button></form>"""
+    return _page(request, text(lang, "signed_in.title"), body)
 
 
 # --- sessions and forms --------------------------------------------------------------------
@@ -349,17 +439,13 @@ async def signin_submit(request: Request) -> Response:
     session = await current_session(request)
     if session is None:
         session, _ = await _ensure_session(request)
-        response = _password_form(
-            request, session, "Your sign-in form had expired. Please try again.", 403
-        )
+        response = _password_form(request, session, _say(request, "form.expired"), 403)
         identity.cookie.set(response, session.id)
         return response
     try:
         csrf.check(session.csrf_token, form.get(csrf.FORM_FIELD))
     except csrf.CsrfRejected:
-        return _password_form(
-            request, session, "The form was not sent from this page. Please try again.", 403
-        )
+        return _password_form(request, session, _say(request, "form.csrf"), 403)
     step = form.get("step", "password")
     if step == "totp":
         return await _submit_code(request, session, form)
@@ -378,18 +464,18 @@ async def _submit_password(request: Request, session: Session, form: dict[str, s
     except Throttled as exc:
         log.info("sign-in throttled")
         _audit(request, "signin_failed", None, reason="throttled", step="password")
-        return _password_form(request, session, str(exc), 429)
+        return _password_form(request, session, _explain(request, exc), 429)
     try:
         checked = await to_thread.run_sync(identity.accounts.check_password, username, password)
     except BadCredentials as exc:
         identity.throttle.failed(username, source, time.monotonic())
         log.info("sign-in failed", reason="bad_credentials")
         _audit(request, "signin_failed", None, reason="bad_credentials", step="password")
-        return _password_form(request, session, str(exc), 401)
+        return _password_form(request, session, _explain(request, exc), 401)
     except AccountDisabled as exc:
         log.info("sign-in failed", reason="disabled")
         _audit(request, "signin_failed", None, reason="disabled", step="password")
-        return _password_form(request, session, str(exc), 403)
+        return _password_form(request, session, _explain(request, exc), 403)
     identity.throttle.succeeded(username, source)
     account = checked.account
     if checked.needs_totp or checked.must_change_password:
@@ -409,12 +495,12 @@ async def _submit_code(request: Request, session: Session, form: dict[str, str])
     identity = identity_of(request.app)
     account_id = _pending(session, "totp")
     if account_id is None:
-        return _password_form(request, session, "Please sign in again.", 400)
+        return _password_form(request, session, _say(request, "form.sign_in_again"), 400)
     key, source = f"totp:{account_id}", _source(request)
     try:
         identity.throttle.check(key, source, time.monotonic())
     except Throttled as exc:
-        return _code_form(session, request, str(exc), 429)
+        return _code_form(session, request, _explain(request, exc), 429)
     try:
         account = await to_thread.run_sync(
             identity.accounts.check_totp, account_id, form.get("code", "")
@@ -423,9 +509,9 @@ async def _submit_code(request: Request, session: Session, form: dict[str, str])
         identity.throttle.failed(key, source, time.monotonic())
         log.info("sign-in failed", reason="bad_totp")
         _audit(request, "signin_failed", account_id, reason="bad_totp", step="totp")
-        return _code_form(session, request, str(exc), 401)
+        return _code_form(session, request, _explain(request, exc), 401)
     except AccountError as exc:
-        return _password_form(request, session, str(exc), 403)
+        return _password_form(request, session, _explain(request, exc), 403)
     identity.throttle.succeeded(key, source)
     if account.must_change_password:
         pending = {
@@ -439,6 +525,10 @@ async def _submit_code(request: Request, session: Session, form: dict[str, str])
     return await _begin_signed_in(request, session, account, "password+totp")
 
 
+def _not_changed(request: Request, error: PasswordRejected) -> str:
+    return _say(request, "change.refused", reason=_explain(request, error))
+
+
 def _new_password(form: dict[str, str]) -> str:
     new = form.get("new_password", "")
     if new != form.get("new_password2", ""):
@@ -450,12 +540,12 @@ async def _submit_change(request: Request, session: Session, form: dict[str, str
     identity = identity_of(request.app)
     account_id = _pending(session, "change")
     if account_id is None:
-        return _password_form(request, session, "Please sign in again.", 400)
+        return _password_form(request, session, _say(request, "form.sign_in_again"), 400)
     try:
         new = _new_password(form)
         await to_thread.run_sync(identity.accounts.change_password, account_id, new)
     except PasswordRejected as exc:
-        return _change_form(session, request, f"Not changed: {exc}.", 400)
+        return _change_form(session, request, _not_changed(request, exc), 400)
     account = await to_thread.run_sync(identity.accounts.get, account_id)
     method = session.data["pending"].get("method", "password")
     await to_thread.run_sync(identity.sessions.end_all_for, account_id)
@@ -479,9 +569,8 @@ async def reset_submit(request: Request) -> Response:
     token = form.get("token", "")
     if session is None:
         session, _ = await _ensure_session(request)
-        response = _change_form(
-            session, request, "The form had expired. Please try again.", 403, "reset", token
-        )
+        expired = _say(request, "form.reset_expired")
+        response = _change_form(session, request, expired, 403, "reset", token)
         identity.cookie.set(response, session.id)
         return response
     try:
@@ -489,11 +578,11 @@ async def reset_submit(request: Request) -> Response:
         new = _new_password(form)
         account = await to_thread.run_sync(identity.accounts.redeem_reset, token, new)
     except csrf.CsrfRejected:
-        return _change_form(session, request, "Please try again.", 403, "reset", token)
+        return _change_form(session, request, _say(request, "form.try_again"), 403, "reset", token)
     except PasswordRejected as exc:
-        return _change_form(session, request, f"Not changed: {exc}.", 400, "reset", token)
+        return _change_form(session, request, _not_changed(request, exc), 400, "reset", token)
     except BadCredentials as exc:
-        return _password_form(request, session, str(exc), 400)
+        return _password_form(request, session, _explain(request, exc), 400)
     await to_thread.run_sync(identity.sessions.end_all_for, account.id)
     return RedirectResponse("/signin", status_code=303, headers=NO_STORE)
 
@@ -509,7 +598,8 @@ async def signout(request: Request) -> Response:
     try:
         csrf.check(session.csrf_token, form.get(csrf.FORM_FIELD))
     except csrf.CsrfRejected:
-        return _page(request, "Sign out", _error("Sign-out refused: please use the button."), 403)
+        refused = _error(_say(request, "signout.refused"))
+        return _page(request, _say(request, "signout.title"), refused, 403)
     await to_thread.run_sync(identity.sessions.end, session)
     identity.cookie.clear(response)
     return response
@@ -521,13 +611,13 @@ async def signout(request: Request) -> Response:
 async def oidc_start(request: Request) -> Response:
     identity = identity_of(request.app)
     if identity.oidc is None:
-        return _page(request, "Sign in", _error("Single sign-on is not configured."), 404)
+        return _page(request, _say(request, "signin.title"), _error(_say(request, "sso.off")), 404)
     session, fresh = await _ensure_session(request)
     try:
         url, flow = await identity.oidc.start()
     except OidcError as exc:
         log.warning("oidc start failed", reason=str(exc))
-        return _password_form(request, session, str(exc), 502)
+        return _password_form(request, session, _explain(request, exc), 502)
     await to_thread.run_sync(identity.sessions.set_data, session, {"oidc": flow.as_dict()})
     response = RedirectResponse(url, status_code=303, headers=NO_STORE)
     if fresh:
@@ -538,14 +628,12 @@ async def oidc_start(request: Request) -> Response:
 async def oidc_callback(request: Request) -> Response:
     identity = identity_of(request.app)
     if identity.oidc is None:
-        return _page(request, "Sign in", _error("Single sign-on is not configured."), 404)
+        return _page(request, _say(request, "signin.title"), _error(_say(request, "sso.off")), 404)
     session = await current_session(request)
     flow = OidcFlow.from_dict(session.data.get("oidc")) if session else None
     if session is None or flow is None:
         session, fresh = await _ensure_session(request)
-        response = _password_form(
-            request, session, "This sign-in was not started here, or it expired. Try again.", 400
-        )
+        response = _password_form(request, session, _say(request, "sso.not_started"), 400)
         if fresh:
             identity.cookie.set(response, session.id)
         return response
@@ -558,9 +646,9 @@ async def oidc_callback(request: Request) -> Response:
     except OidcError as exc:
         log.info("sign-in failed", reason="oidc", detail=str(exc))
         _audit(request, "signin_failed", None, reason="oidc", step="oidc")
-        return _password_form(request, session, str(exc), 400)
+        return _password_form(request, session, _explain(request, exc), 400)
     except AccountDisabled as exc:
-        return _password_form(request, session, str(exc), 403)
+        return _password_form(request, session, _explain(request, exc), 403)
     return await _begin_signed_in(request, session, account, "oidc", issuer=found.issuer)
 
 
@@ -631,8 +719,8 @@ async def totp_page(request: Request) -> Response:
         return RedirectResponse("/signin", status_code=303, headers=NO_STORE)
     account = await to_thread.run_sync(identity.accounts.get, who.account_id)
     if account.password_hash is None:
-        body = _error("Single sign-on accounts use the second factor of their provider.")
-        return _page(request, "Second factor", body, 409)
+        body = _error(_say(request, "totp.sso_account"))
+        return _page(request, _say(request, "totp.title"), body, 409)
     enrolment = identity.accounts.begin_totp(account)
     data = {**session.data, "totp_enrol": base64.b64encode(enrolment.secret).decode()}
     session = await to_thread.run_sync(identity.sessions.set_data, session, data)
@@ -642,17 +730,19 @@ async def totp_page(request: Request) -> Response:
 def _totp_enrol_form(
     request: Request, session: Session, secret: str, uri: str, error: str | None, status: int
 ) -> HTMLResponse:
+    lang = page_language(request)
+    link = html.escape(uri)
     body = f"""{_error(error)}
-<p>Add this key to your authenticator app, then enter the code it shows.</p>
-<p>Key: <span class="secret" id="totp-secret">{html.escape(secret)}</span></p>
-<p>Or open: <a class="secret" id="totp-uri" href="{html.escape(uri)}">{html.escape(uri)}</a></p>
+<p>{_h(lang, "totp.intro")}</p>
+<p>{_h(lang, "totp.key")} <span class="secret" id="totp-secret">{html.escape(secret)}</span></p>
+<p>{_h(lang, "totp.open")} <a class="secret" id="totp-uri" href="{link}">{link}</a></p>
 <form class="signin-form" method="post" action="/signin/totp">
   {_hidden(csrf.FORM_FIELD, session.csrf_token)}
-  <label>Code <input name="code" inputmode="numeric" autocomplete="one-time-code"
-    required autofocus></label>
-  <button type="submit">Turn on</button>
+  <label>{_h(lang, "totp.field")} <input name="code" inputmode="numeric"
+    autocomplete="one-time-code" required autofocus></label>
+  <button type="submit">{_h(lang, "totp.submit")}</button>
 </form>"""
-    return _page(request, "Second factor", body, status)
+    return _page(request, text(lang, "totp.title"), body, status)
 
 
 async def totp_page_submit(request: Request) -> Response:
@@ -666,7 +756,8 @@ async def totp_page_submit(request: Request) -> Response:
     try:
         csrf.check(session.csrf_token, form.get(csrf.FORM_FIELD))
     except csrf.CsrfRejected:
-        return _page(request, "Second factor", _error("Please try again."), 403)
+        again = _error(_say(request, "form.try_again"))
+        return _page(request, _say(request, "totp.title"), again, 403)
     if not isinstance(pending, str):
         return RedirectResponse("/signin/totp", status_code=303, headers=NO_STORE)
     secret = base64.b64decode(pending)
@@ -679,11 +770,12 @@ async def totp_page_submit(request: Request) -> Response:
         label = account.username or account.display_name
         uri = totp.provisioning_uri(secret, label, "incamera")
         b32 = base64.b32encode(secret).decode().rstrip("=")
-        return _totp_enrol_form(request, session, b32, uri, str(exc), 400)
+        return _totp_enrol_form(request, session, b32, uri, _explain(request, exc), 400)
     data = {k: v for k, v in session.data.items() if k != "totp_enrol"}
     await to_thread.run_sync(identity.sessions.set_data, session, data)
-    body = '<p id="totp-on">The second factor is on.</p><p><a href="/">Continue</a></p>'
-    return _page(request, "Second factor", body)
+    on, go_on = html.escape(_say(request, "totp.on")), html.escape(_say(request, "totp.continue"))
+    body = f'<p id="totp-on">{on}</p><p><a href="/">{go_on}</a></p>'
+    return _page(request, _say(request, "totp.title"), body)
 
 
 routes = [
