@@ -7,31 +7,11 @@ unmerged leaves) and accepts the untampered one, and equivalence with unpatched 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
+from support.node_suite import ROOT, run_node_suite
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "tests" / "js" / "parenthash.test.mjs"
 UPSTREAM = ROOT / "client" / "node_modules" / "ts-mls" / "dist" / "src" / "parentHash.js"
 
 
 def test_parent_hash_js_node_suite() -> None:
-    node = shutil.which("node")
-    assert node is not None, "Node.js (node) is required: make test installs it"
-    result = subprocess.run(
-        [node, "--test", "--test-reporter=tap", str(SCRIPT)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    report = result.stdout + result.stderr
-    assert result.returncode == 0, report
-    assert "# fail 0" in report, report
-    passed = [line for line in report.splitlines() if line.startswith("# pass ")]
-    assert passed and int(passed[0].split()[-1]) >= 9, report
-    if UPSTREAM.exists():
-        # make js-deps installed the unpatched library: the equivalence tests ran.
-        assert "# skipped 0" in report, report
+    # With the unpatched library installed (make js-deps), the comparisons with it ran.
+    run_node_suite("parenthash.test.mjs", min_passed=9, none_skipped=UPSTREAM.exists())

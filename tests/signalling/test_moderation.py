@@ -310,6 +310,31 @@ async def test_stop_screen_closes_the_screen_producer_at_once_and_tells_the_shar
         await mo.close()
 
 
+async def test_an_invitation_proof_is_relayed_to_everyone_only_in_e2ee_meetings(
+    live_server: LiveServer,
+) -> None:
+    link, key = await create(live_server, lobby="everyone")
+    mo = await moderator(link, key)
+    invitation = await mo.invite("Ines")
+    ines = await SignallingClient.join(link, "Ines", invite=invitation.token)
+    try:
+        proof = "A" * 43
+        await ines.request(m.InviteProof(proof=proof))
+        await mo.wait_for(lambda c: c.participants[ines.id].invite_proof == proof)
+        with pytest.raises(ValueError):
+            m.InviteProof(proof="A" * 42)  # 32 bytes in base64url, nothing else
+    finally:
+        await ines.close()
+        await mo.close()
+    plain = await live_server.http.post("/api/meetings", json={"e2ee": False})
+    assert plain.status_code == 201, plain.text  # the test server's policy allows it
+    bob = await SignallingClient.join(f"{live_server.base}/m/{plain.json()['id']}", "Bob")
+    try:
+        assert await refused(bob.request(m.InviteProof(proof="A" * 43))) == "bad_message"
+    finally:
+        await bob.close()
+
+
 async def test_mute_all_mutes_everyone_but_the_moderator(live_server: LiveServer) -> None:
     link, key = await create(live_server)
     mo = await moderator(link, key)

@@ -7,6 +7,9 @@
 - Moderator actions (mute everyone, remove with a block, lock, end for everyone) take effect
   in the other browsers; a blocked participant cannot rejoin, a locked meeting refuses a
   newcomer with a clear message.
+- A personal invitation created in the meeting skips the lobby and the PIN and its holder
+  gets the keys on the proof of the link's key; without that key a moderator lets them into
+  the encrypted meeting from the people list.
 - Single sign-on against a real OpenID provider: an "organisation only" meeting refuses a
   guest and admits the signed-in user.
 """
@@ -156,6 +159,57 @@ async def test_a_server_only_admission_gives_no_keys(
     )
     assert rows
     assert "Eve" not in {m["name"] for m in (await e2ee(ada))["members"]}
+
+
+async def test_a_personal_invitation_skips_lobby_and_pin_and_gets_keys(
+    meeting_server: MeetingServer, open_page: Callable[..., Awaitable[MeetingPage]]
+) -> None:
+    meeting, key = await create(meeting_server, {"lobby": "everyone", "pin": "4711"})
+    ada = await open_page(meeting_server.meeting_url(meeting, "Ada", mod=key), "Ada")
+    await ada.wait_joined()
+    await poll(lambda: e2ee(ada), lambda s: s["epoch"] is not None, what="Ada's group")
+
+    async def invitation_link(name: str) -> str:
+        previous = await ada.evaluate("() => document.getElementById('invite-url').value")
+        await ada.page.locator("#invite-name").fill(name)
+        await ada.page.locator('#invite-form button[type="submit"]').click()
+        link: str = await poll(
+            lambda: ada.evaluate("() => document.getElementById('invite-url').value"),
+            lambda value: value != previous and "#invite=" in value,
+            what="Ada's invitation link",
+        )
+        return link
+
+    await ada.page.locator("#btn-settings").click()
+    link = await invitation_link("Ines")
+    assert "&ik=" in link  # the group's key for this invitation, in the fragment only
+    # Ines opens the link: no PIN, no waiting room, and the group adds her on her proof.
+    ines = await open_page(f"{link}&name=Ines&autojoin=1", "Ines")
+    await ines.wait_joined()
+    for page, other in ((ada, "Ines"), (ines, "Ada")):
+        await page.wait_stats(
+            lambda s, o=other: o in s and s[o]["videoFramesDecoded"] > 0,
+            what=f"{page.name} decodes {other}",
+            timeout=TIMEOUT,
+        )
+    status = await e2ee(ines)
+    assert {m["name"] for m in status["members"] if m["verified"]} == {"Ada", "Ines"}
+
+    # The same kind of link without its key (the server's word alone) gets no keys until a
+    # moderator lets the person into the encrypted meeting from the people list.
+    walt_link = (await invitation_link("Walt")).split("&ik=")[0]
+    walt = await open_page(f"{walt_link}&name=Walt&autojoin=1", "Walt")
+    await walt.wait_joined()
+    await asyncio.sleep(2.0)
+    assert (await e2ee(walt))["epoch"] is None
+    await ada.page.locator("#btn-people").click()
+    await ada.page.locator('#people-list button[data-action="encryption-admit"]').click()
+    await walt.wait_stats(
+        lambda s: "Ada" in s and s["Ada"]["videoFramesDecoded"] > 0,
+        what="Walt decodes Ada after the admission",
+        timeout=TIMEOUT,
+    )
+    assert (await e2ee(walt))["epoch"] is not None
 
 
 async def test_moderator_actions_take_effect_in_the_other_browsers(

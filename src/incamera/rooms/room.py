@@ -65,6 +65,7 @@ class Participant:
     role: Role = Role.PARTICIPANT
     guest: bool = True  # False: signed in with an account
     account: str | None = None  # the signed-in account's id
+    invite_proof: str | None = None  # E2EE: proof of a personal invitation's key (docs/e2ee.md)
     tracks: dict[str, Track] = field(default_factory=dict)  # producer id -> track
 
     @property

@@ -207,6 +207,7 @@ def participant_model(p: RoomParticipant, device_key: bytes | None = None) -> m.
         device_key=m.b64encode(device_key) if device_key is not None else None,
         role=p.role.value,
         guest=p.guest,
+        invite_proof=p.invite_proof,
     )
 
 
@@ -1015,6 +1016,17 @@ class Conference:
         token, expires_at = await self._host.invite(self, role, name, expires_in)
         self._audit("invitation_created", actor=actor.id, role=role, expires_at=expires_at)
         return m.InvitationCreated(token=token, role=role, name=name, expires_at=expires_at)  # type: ignore[arg-type]
+
+    async def invite_proof(self, member: Member, proof: str) -> None:
+        """Publish ``member``'s invitation proof; moderators' browsers check it (E2EE)."""
+        if self.delivery is None:
+            raise SignallingError("this meeting is not end-to-end encrypted", "bad_message")
+        async with self._lock:
+            participant = self.room.get(member.id)
+            if participant.invite_proof == proof:
+                return
+            participant.invite_proof = proof
+            self._updated(member)
 
     async def set_role(self, actor: Member, participant_id: str, role: str) -> None:
         """Promote or demote (never the last moderator: ``last_moderator``)."""

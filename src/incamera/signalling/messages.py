@@ -121,6 +121,9 @@ class Participant(Message):
     device_key: str | None = None  # MLS signature public key (base64url), from its key package
     role: RoleName = "participant"
     guest: bool = True  # False: signed in with an account
+    # E2EE: HMAC proving that this participant holds a personal invitation's key, which only
+    # moderators' browsers can check (docs/e2ee.md, "Lobby"); the server cannot make one up.
+    invite_proof: str | None = None
 
 
 class ChatMessage(Message):
@@ -342,6 +345,7 @@ class EndMeeting(ClientMessage):
     type: Literal["end_meeting"] = "end_meeting"
 
 
+InviteProofValue = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
 INVITATION_MIN_SECONDS = 60
 INVITATION_MAX_SECONDS = 90 * 24 * 3600
 
@@ -355,6 +359,14 @@ class Invite(ClientMessage):
     expires_in_seconds: int = Field(
         default=7 * 24 * 3600, ge=INVITATION_MIN_SECONDS, le=INVITATION_MAX_SECONDS, strict=True
     )
+
+
+class InviteProof(ClientMessage):
+    """E2EE: the proof (HMAC-SHA256, base64url) that this participant holds the key of the
+    personal invitation it joined with; everyone gets it in ``participant.invite_proof``."""
+
+    type: Literal["invite_proof"] = "invite_proof"
+    proof: InviteProofValue
 
 
 AnyClientMessage = Annotated[
@@ -380,7 +392,8 @@ AnyClientMessage = Annotated[
     | SetPolicy
     | SetRole
     | EndMeeting
-    | Invite,
+    | Invite
+    | InviteProof,
     Field(discriminator="type"),
 ]
 

@@ -194,6 +194,8 @@ class Session:
                 await conference.set_role(member, message.participant, message.role)
             case m.EndMeeting():
                 await conference.end(member)
+            case m.InviteProof():
+                await conference.invite_proof(member, message.proof)
             case m.Invite():
                 invitation = await conference.invite(
                     member, message.role, message.name, message.expires_in_seconds

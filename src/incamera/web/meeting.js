@@ -24,6 +24,7 @@ import {
   translatePage,
 } from "./i18n.js";
 import { E2eeController } from "./e2ee/controller.js";
+import { invitationProof, isInvitationKey, newInvitationKey } from "./e2ee/invitation.js";
 import { e2eeSupported, FrameCrypto } from "./e2ee/transforms.js";
 import { layerSize, orderTiles } from "./layout.js";
 import { Publisher, Subscriber } from "./media.js";
@@ -511,6 +512,7 @@ function setupE2ee(welcome) {
     groupId: welcome.e2ee.group_id,
     participants: () => state.participants,
     frameCrypto,
+    isModerator: () => isModerator(state.self),
   });
   e2ee.setPolicy(state.policy);
   e2ee.addEventListener("change", () => {
@@ -523,10 +525,21 @@ function setupE2ee(welcome) {
     for (const name of names) toast(t("e2ee.joined", { name }));
   });
   e2ee.addEventListener("chat", (event) => addChat(event.detail));
-  e2ee.start().catch((err) => {
-    console.error("incamera: E2EE start failed", err);
-    e2ee?.fail(err?.message || String(err));
-  });
+  // A personal invitation's key (`#ik=`, never sent to the server): prove it to the
+  // group's moderators before asking to be added (e2ee/invitation.js).
+  const invitationKey = params.get("ik");
+  const proven = isInvitationKey(invitationKey)
+    ? invitationProof(invitationKey, welcome.e2ee.group_id, welcome.participant.id)
+        .then((proof) => signalling?.request("invite_proof", { proof }))
+        .catch((err) => console.warn("incamera: the invitation proof was not sent", err))
+    : Promise.resolve();
+  const controller = e2ee;
+  proven
+    .then(() => controller.start())
+    .catch((err) => {
+      console.error("incamera: E2EE start failed", err);
+      controller.fail(err?.message || String(err));
+    });
   renderE2ee();
 }
 
@@ -668,6 +681,7 @@ function onMessage(message) {
       state.participants.set(p.id, p);
       toast(t("toast.joined", { name: p.name }));
       renderAll();
+      checkInvitations();
       break;
     }
     case "participant_left": {
@@ -698,6 +712,7 @@ function onMessage(message) {
         state.participants.set(p.id, p);
       }
       renderAll();
+      checkInvitations();
       break;
     }
     case "active_speaker": {
@@ -953,7 +968,9 @@ function renderPeople() {
           p.reconnecting ? h("small", { text: t("people.reconnecting") }) : null,
           verified ? null : h("small", { class: "unverified", text: t("e2ee.unverified") }),
         ),
-        !self && isModerator(state.self) ? participantActions(p, moderationActions) : null,
+        !self && isModerator(state.self)
+          ? participantActions(p, moderationActions, { encryptionAdmit: !verified && lobbyWithholds() })
+          : null,
         p.hand_raised ? icon("hand", "hand") : null,
         p.screen_sharing ? icon("screen") : null,
         p.video_muted ? icon("cam-off") : icon("cam"),
@@ -1261,14 +1278,27 @@ function renderAll() {
 // ---------------------------------------------------------------------------------------
 // Access and moderation (moderation.js renders; the server enforces)
 
+/** Whether the encrypted group adds a person only after a moderator's admission. */
+function lobbyWithholds() {
+  return Boolean(e2ee) && (state.policy?.lobby ?? "off") !== "off";
+}
+
 const moderationActions = {
   confirm: (text) => window.confirm(text),
   moderate: (p, action, extra = {}) =>
     requestOrToast("moderate", { action, participant: p.id, ...extra }),
   setRole: (p, role) => requestOrToast("set_role", { participant: p.id, role }),
   admit: (person) => admit(person),
+  // Someone in the meeting whom the group does not add without a moderator (they skipped
+  // the lobby on the server's word, e.g. a link without the invitation key): let them in.
+  encryptionAdmit: (person) =>
+    e2ee?.admit(person).catch((err) => toast(t("toast.error", { reason: err?.message || String(err) }))),
   deny: (person) => requestOrToast("deny", { participant: person.id }),
 };
+
+function checkInvitations() {
+  e2ee?.checkInvitations().catch((err) => console.warn("incamera: invitation check failed", err));
+}
 
 function requestOrToast(type, fields) {
   return signalling
@@ -1384,10 +1414,21 @@ function bindModeration() {
     };
     const name = $("invite-name").value.trim();
     if (name) fields.name = name;
-    requestOrToast("invite", fields)?.then((reply) => {
+    requestOrToast("invite", fields)?.then(async (reply) => {
       if (!reply?.invitation) return;
-      // The token goes in the fragment: it never reaches a server's logs.
-      $("invite-url").value = `${window.location.origin}/m/${meetingId}#invite=${reply.invitation.token}`;
+      // The token goes in the fragment: it never reaches a server's logs. In an encrypted
+      // meeting the link also carries a key for the group (e2ee/invitation.js).
+      let link = `${window.location.origin}/m/${meetingId}#invite=${reply.invitation.token}`;
+      if (e2ee) {
+        const key = newInvitationKey();
+        try {
+          await e2ee.shareInvitation(key, Date.parse(reply.invitation.expires_at));
+          link += `&ik=${key}`;
+        } catch (err) {
+          console.warn("incamera: the invitation key was not shared", err);
+        }
+      }
+      $("invite-url").value = link;
       $("invite-result").hidden = false;
       $("invite-name").value = "";
       $("invite-url").select();

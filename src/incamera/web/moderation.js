@@ -45,11 +45,14 @@ export function renderLobby({ section, heading, list }, waiting, actions) {
 }
 
 /** The moderator's buttons for one other participant in the people list. */
-export function participantActions(participant, actions) {
+export function participantActions(participant, actions, { encryptionAdmit = false } = {}) {
   const name = participant.name;
   return h(
     "span",
     { class: "actions" },
+    encryptionAdmit
+      ? button(t("mod.encryptionAdmit"), "encryption-admit", () => actions.encryptionAdmit(participant))
+      : null,
     participant.audio_muted ? null : button(t("mod.mute"), "mute", () => actions.moderate(participant, "mute")),
     participant.video_muted
       ? null

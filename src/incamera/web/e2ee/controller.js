@@ -9,6 +9,7 @@
 // server's word: a participant the server lists without a valid MLS leaf is "unverified"
 // and gets no key.
 
+import { checkInvitationProof, isInvitationKey } from "./invitation.js";
 import { fromBase64Url, MlsMember, toBase64Url } from "./mls.js";
 import { mlsBaseKeyLength } from "./sframe.js";
 
@@ -37,12 +38,15 @@ export class E2eeController extends EventTarget {
    * @param {() => Map<string, {name: string, device_key?: string|null}>} options.participants
    *   the server's participant list (the others), consulted for every credential check
    * @param {import("./transforms.js").FrameCrypto} options.frameCrypto
+   * @param {() => boolean} [options.isModerator] whether this participant is a moderator now
    */
-  constructor({ signalling, self, groupId, participants, frameCrypto }) {
+  constructor({ signalling, self, groupId, participants, frameCrypto, isModerator = () => false }) {
     super();
     this.signalling = signalling;
     this.self = self;
+    this.groupIdText = groupId;
     this.groupId = fromBase64Url(groupId);
+    this.isModerator = isModerator;
     this.participants = participants;
     this.frameCrypto = frameCrypto;
     this.member = null;
@@ -62,6 +66,12 @@ export class E2eeController extends EventTarget {
     // person who had to wait only with one of these, so the server alone cannot admit.
     this.admissions = new Map();
     this.withheld = new Set(); // ids whose key packages this committer left out
+    // Personal invitations (invitation.js): keys a moderator shared in the group
+    // (key -> expiry, ms), the participants whose proof checked out against one, and the
+    // proof last checked per participant.
+    this.invitations = new Map();
+    this.invited = new Set();
+    this.proofsChecked = new Map();
   }
 
   roster(id) {
@@ -258,7 +268,56 @@ export class E2eeController extends EventTarget {
     if (!p) return false;
     if (p.role === "moderator") return true;
     if (lobby === "guests" && !p.guest) return true;
-    return this.admissions.has(id);
+    return this.admissions.has(id) || this.invited.has(id);
+  }
+
+  /**
+   * A moderator created a personal invitation whose link carries `key` (invitation.js):
+   * share the key with the group (MLS application message), so that every member can check
+   * the invited person's proof and let them in although they skip the lobby.
+   */
+  shareInvitation(key, expiresMs) {
+    return this.queue.run(async () => {
+      if (!this.member || this.member.epoch === null || this.removed) {
+        throw new Error("not in the encrypted group yet");
+      }
+      this.invitations.set(key, expiresMs);
+      const body = { invitation: { key, expires: expiresMs } };
+      const bytes = await this.member.encryptApplication(encoder.encode(JSON.stringify(body)));
+      await this.signalling.request("mls_message", { message: toBase64Url(bytes) });
+    });
+  }
+
+  /**
+   * Checks the invitation proofs in the server's participant list against the keys this
+   * member knows; a proven participant may be added, and a moderator also admits them in
+   * the group (so that a committer who does not know the key adds them too).
+   */
+  checkInvitations() {
+    // One check after the other: a caller that awaits sees the outcome of earlier ones.
+    const run = (this.invitationChecks ?? Promise.resolve()).then(() => this.checkProofs());
+    this.invitationChecks = run.catch(() => {});
+    return run;
+  }
+
+  async checkProofs() {
+    if ((this.policy?.lobby ?? "off") === "off" || this.invitations.size === 0) return;
+    const now = Date.now();
+    for (const [id, p] of this.participants()) {
+      const proof = p.invite_proof;
+      if (!proof || this.invited.has(id) || this.proofsChecked.get(id) === proof) continue;
+      this.proofsChecked.set(id, proof);
+      for (const [key, expires] of this.invitations) {
+        if (expires < now) continue;
+        if (!(await checkInvitationProof(key, this.groupIdText, id, proof))) continue;
+        this.invited.add(id);
+        this.withheld.delete(id);
+        if (this.isModerator() && !this.admissions.has(id) && !this.verified(id)) {
+          await this.admit({ id, name: p.name }).catch((err) => console.warn("incamera e2ee:", err));
+        }
+        break;
+      }
+    }
   }
 
   /** A moderator lets `person` in: tell the group first (authenticated by MLS). */
@@ -303,6 +362,16 @@ export class E2eeController extends EventTarget {
       return;
     }
     if (!decrypted.sender?.valid) return;
+    if (body?.invitation && isInvitationKey(body.invitation.key)) {
+      // Only a moderator's invitation counts, like an admission.
+      const sender = this.participants().get(decrypted.sender.id);
+      if (sender?.role === "moderator" && typeof body.invitation.expires === "number") {
+        this.invitations.set(body.invitation.key, body.invitation.expires);
+        this.proofsChecked.clear(); // check the proofs already there against the new key
+        this.checkInvitations().catch((err) => console.warn("incamera e2ee:", err));
+      }
+      return;
+    }
     if (body?.admit && typeof body.admit.id === "string") {
       // Only a moderator's admission counts (the role is the server's word; the
       // authorship is MLS's: the server cannot make one up).

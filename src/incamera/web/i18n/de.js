@@ -147,6 +147,7 @@ export default {
   "mod.mute": "Stummschalten",
   "mod.stopVideo": "Video beenden",
   "mod.stopScreen": "Bildschirmfreigabe beenden",
+  "mod.encryptionAdmit": "In die verschlüsselte Besprechung aufnehmen",
   "mod.remove": "Entfernen",
   "mod.removeConfirm": "{name} aus der Besprechung entfernen?",
   "mod.blockConfirm": "{name} auch an erneuter Teilnahme hindern?",

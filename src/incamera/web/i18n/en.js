@@ -148,6 +148,7 @@ export default {
   "mod.mute": "Mute",
   "mod.stopVideo": "Stop video",
   "mod.stopScreen": "Stop screen sharing",
+  "mod.encryptionAdmit": "Let into the encrypted meeting",
   "mod.remove": "Remove",
   "mod.removeConfirm": "Remove {name} from the meeting?",
   "mod.blockConfirm": "Also prevent {name} from joining again?",
