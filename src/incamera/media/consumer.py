@@ -20,6 +20,7 @@ from .rtp_parameters import MediaKind, RtpParameters
 
 if TYPE_CHECKING:
     from .producer import Producer, ProducerStream
+    from .transport import Transport
 
 # transport.send_rtp(template, ssrc, seq, timestamp, now, patch): writes the template into a
 # send slot, patches SSRC/seq/timestamp (and calls ``patch`` on the slot), protects, queues.
@@ -29,6 +30,11 @@ SendRtp = Callable[
 
 HISTORY = 1024  # outgoing packets remembered for NACK -> source mapping; power of two
 HISTORY_MASK = HISTORY - 1
+
+# One steady-state consumer in a producer stream's fan-out table (see ``fast_entry``):
+# (consumer, history lists (seq, source, timestamp), SSRC, sequence offset, timestamp
+# offset) followed by its transport's part (``Transport.fast_parts``).
+FastEntry = tuple[object, ...]
 
 _pack_seq_ts_ssrc = struct.Struct("!HII").pack_into
 
@@ -41,6 +47,7 @@ class Consumer:
         rtp_parameters: RtpParameters,
         send: SendRtp,
         on_layer_change: Callable[[Consumer, int | None], None] | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.id = consumer_id
         self.producer = producer
@@ -54,7 +61,11 @@ class Consumer:
         self.rtx_pt: int | None = codec.rtx_payload_type
         self._send = send
         self._on_layer_change = on_layer_change
-        self.paused = False
+        # The transport ``send`` belongs to, when it is a real one: it lets the producer
+        # forward to this consumer through the transport's fan-out kernel in the steady
+        # state (``fast_entry``); without it every packet goes through ``on_packet``.
+        self.transport = transport
+        self._paused = False
         self.closed = False
         n_layers = len(producer.streams)
         # Layer choice: preferred (what the subscriber asked for), allowed (what bandwidth
@@ -90,6 +101,15 @@ class Consumer:
         self.retransmissions_sent = 0
         self.keyframe_requests = 0
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @paused.setter
+    def paused(self, paused: bool) -> None:
+        self._paused = paused
+        self.producer.invalidate_fanout()
+
     # -- layer selection ---------------------------------------------------------------
 
     def resync(self, now: float) -> None:
@@ -98,6 +118,7 @@ class Consumer:
         last packet sent instead of jumping by what was not forwarded meanwhile; video
         resumes on a key frame, which is asked for."""
         self.current_layer = None
+        self.producer.invalidate_fanout()
         if self.kind is MediaKind.VIDEO:
             self.request_keyframe(now)
 
@@ -153,17 +174,52 @@ class Consumer:
 
     # -- the hot path ------------------------------------------------------------------
 
+    def fast_entry(self, layer: int) -> FastEntry | None:
+        """This consumer's entry in the fan-out table of the producer's ``layer``, or None
+        when a packet of that layer needs ``on_packet``'s decisions (paused, closed, not
+        forwarding that layer, picture ids rewritten, no transport able to send).
+
+        The entry holds what does not change from packet to packet; whatever changes it
+        (pause, layer switch, close, the transport's address or keys) invalidates the
+        producer's tables, and they are rebuilt at the next packet."""
+        transport = self.transport
+        if (
+            transport is None
+            or self._paused
+            or self.closed
+            or self.current_layer != layer
+            or not self._started
+            or self._vp8_active
+        ):
+            return None
+        parts = transport.fast_parts()
+        if parts is None:
+            return None
+        return (
+            self,
+            self._hist_seq,
+            self._hist_src,
+            self._hist_ts,
+            self.ssrc,
+            self._seq_offset,
+            self._ts_offset,
+            *parts,
+        )
+
+    def fan_out_kernel(self) -> Callable[..., None] | None:
+        return None if self.transport is None else self.transport.fan_out
+
     def on_packet(
         self,
         stream: ProducerStream,
-        template: bytearray,
+        template: bytes | bytearray,
         seq: int,
         timestamp: int,
         keyframe: bool,
         marker: bool,
         now: float,
     ) -> None:
-        if self.paused or self.closed:
+        if self._paused or self.closed:
             return
         layer = stream.layer
         if layer != self.current_layer:
@@ -237,6 +293,7 @@ class Consumer:
         self._last_in_seq = seq
         previous = self.current_layer
         self.current_layer = layer
+        self.producer.invalidate_fanout()
         self._switched = True
         if self._vp8 is not None and not self._vp8_active and previous is not None:
             # Picture ids need rewriting from the first switch on: seed the rewriter with
@@ -280,7 +337,7 @@ class Consumer:
             # RTX: own SSRC and sequence; the payload starts with the original sequence
             # number (RFC 4588 section 4).
             offset = self._payload_offset
-            rtx = template[:offset] + out_seq.to_bytes(2, "big") + template[offset:]
+            rtx = bytearray(template[:offset]) + out_seq.to_bytes(2, "big") + template[offset:]
             rtx[1] = (rtx[1] & 0x80) | self.rtx_pt
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             self._patch_offset = offset + 2  # the descriptor follows the OSN
@@ -316,8 +373,10 @@ class Consumer:
 
     def producer_closed(self) -> None:
         self.closed = True
+        self.producer.invalidate_fanout()
 
     def close(self) -> None:
         self.closed = True
         if self in self.producer.consumers:
             self.producer.consumers.remove(self)
+        self.producer.invalidate_fanout()

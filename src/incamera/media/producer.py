@@ -26,7 +26,10 @@ from .receive_stats import ReceiveStats
 from .rtp_parameters import Encoding, ExtensionUri, MediaKind, RtpParameters
 
 if TYPE_CHECKING:
-    from .consumer import Consumer
+    from .consumer import Consumer, FastEntry
+
+    # (steady consumers' entries, the other consumers, the send kernel for the entries)
+    Fanout = tuple[list[FastEntry], list[Consumer], Callable[..., None] | None]
 
 KEYFRAME_REQUEST_INTERVAL = 0.3  # at most one PLI/FIR upstream per stream per 300 ms
 LAYER_ACTIVE_TIMEOUT = 2.0  # a layer with no packet for this long counts as inactive
@@ -47,11 +50,13 @@ class ProducerStream:
         "active_since",
         "cache",
         "encoding",
+        "fanout",
         "height",
         "keyframe_requested_at",
         "last_packet_at",
         "layer",
         "nacks",
+        "newest_seq",
         "rate",
         "rid",
         "rtx_ssrc",
@@ -78,6 +83,11 @@ class ProducerStream:
         self.height = 0
         # (ntp timestamp, rtp timestamp) of the publisher's latest sender report
         self.sender_report: tuple[int, int] | None = None
+        # The newest sequence number handed to the consumers (-1: none yet), and the
+        # steady-state fan-out table built from them (None: rebuild at the next packet;
+        # see ``Producer.receive``).
+        self.newest_seq = -1
+        self.fanout: Fanout | None = None
 
     def is_active(self, now: float) -> bool:
         return self.last_packet_at >= 0 and now - self.last_packet_at < LAYER_ACTIVE_TIMEOUT
@@ -131,6 +141,12 @@ class Producer:
         self.twcc_id = rtp_parameters.extension_id(ExtensionUri.TRANSPORT_CC)
         self.packets_received = 0
         self.bytes_received = 0
+        # Constants of this producer's templates for the fan-out kernel: where the payload
+        # starts and the extension block's first word (profile and length, RFC 8285).
+        self._payload_offset = template_payload_offset(self.kind)
+        self._ext_word = int.from_bytes(
+            (AUDIO_EXT_HEAD if self.kind is MediaKind.AUDIO else VIDEO_EXT_BLOCK)[:4], "big"
+        )
 
     # -- stream resolution -------------------------------------------------------------
 
@@ -204,10 +220,17 @@ class Producer:
         self.bytes_received += len(packet)
 
         keyframe = False
-        payload = packet[hsize:payload_end]
-        if self.is_keyframe is not None and payload:
+        if (
+            self.is_keyframe is not None
+            and payload_end > hsize
+            # VP8: only the start of partition 0 (S=1, PID=0, RFC 7741 section 4.2) can
+            # begin a key frame; that one bit test spares the descriptor parse of all
+            # the other packets (for a malformed descriptor the answer is False either way).
+            and (not self._is_vp8 or packet[hsize] & 0x17 == 0x10)
+        ):
+            payload = memoryview(packet)[hsize:payload_end]
             try:
-                keyframe = self.is_keyframe(payload)
+                keyframe = self.is_keyframe(payload)  # type: ignore[arg-type]
             except ParseError:
                 keyframe = False
             if keyframe and self._is_vp8:
@@ -224,27 +247,77 @@ class Producer:
                     voice, level = parse_audio_level(bytes([level_ext]))
                     self._on_audio_level(self.id, level, voice, now)
 
+        newest = stream.newest_seq
+        in_order = newest < 0 or 0 < ((seq - newest) & 0xFFFF) < 0x8000
+        if in_order:
+            stream.newest_seq = seq
         if self.paused or not self.consumers:
             return
         template = self.build_template(packet, hsize, router_pt, level_ext)
-        marker = bool(packet[1] & 0x80)
+        fanout = stream.fanout
+        if fanout is None:
+            fanout = stream.fanout = self._build_fanout(stream)
+        fast, slow, kernel = fanout
+        if fast:
+            if in_order and newest >= 0 and kernel is not None:
+                # The steady state: every consumer in ``fast`` forwards this stream and has
+                # seen every packet up to ``newest``, so the packet is its next one.
+                kernel(
+                    fast,
+                    template,
+                    seq,
+                    timestamp,
+                    (stream.layer << 16) | seq,
+                    len(template) - self._payload_offset,
+                    self._ext_word,
+                    now,
+                )
+            else:  # reordered (or the first packet): each consumer decides
+                marker = bool(packet[1] & 0x80)
+                for entry in fast:
+                    entry[0].on_packet(stream, template, seq, timestamp, keyframe, marker, now)
+        if slow:
+            marker = bool(packet[1] & 0x80)
+            for consumer in slow:
+                consumer.on_packet(stream, template, seq, timestamp, keyframe, marker, now)
+
+    def _build_fanout(self, stream: ProducerStream) -> Fanout:
+        """Split the consumers for ``stream``: those in the steady state (forwarding this
+        layer, not paused, their transport able to send) get a precomputed entry for the
+        transport's fan-out kernel; the others go through ``Consumer.on_packet``."""
+        fast: list[FastEntry] = []
+        slow: list[Consumer] = []
+        kernel = None
         for consumer in self.consumers:
-            consumer.on_packet(stream, template, seq, timestamp, keyframe, marker, now)
+            entry = consumer.fast_entry(stream.layer)
+            if entry is None:
+                slow.append(consumer)
+            else:
+                fast.append(entry)
+                if kernel is None:
+                    kernel = consumer.fan_out_kernel()
+        return fast, slow, kernel
+
+    def invalidate_fanout(self) -> None:
+        """A consumer's or its transport's state changed: rebuild the fan-out tables."""
+        for stream in self.streams:
+            stream.fanout = None
 
     def build_template(
         self, packet: bytes, hsize: int, router_pt: int, level_ext: int | None
-    ) -> bytearray:
+    ) -> bytes:
         """The packet with the router's payload type and extension layout, shared by every
-        consumer (see the module docstring)."""
+        consumer (see the module docstring). Built with one allocation and copy: the
+        payload is ~1200 bytes, and every extra concatenation copied it again."""
         b0 = 0x90 | (packet[0] & 0x20)  # V=2, X=1, keep P; CSRCs are not forwarded
         b1 = (packet[1] & 0x80) | router_pt
-        head = bytes([b0, b1]) + packet[2:12]
         if self.kind is MediaKind.AUDIO:
             level = 0x7F if level_ext is None else level_ext
             ext = AUDIO_EXT_HEAD + bytes([(AUDIO_LEVEL_EXT_ID << 4), level, 0, 0, 0])
         else:
             ext = VIDEO_EXT_BLOCK
-        return bytearray(head + ext + packet[hsize:])
+        view = memoryview(packet)
+        return b"".join((bytes((b0, b1)), view[2:12], ext, view[hsize:]))
 
     # -- feedback ------------------------------------------------------------------------
 
@@ -274,6 +347,7 @@ class Producer:
         for consumer in list(self.consumers):
             consumer.producer_closed()
         self.consumers.clear()
+        self.invalidate_fanout()
 
 
 def template_payload_offset(kind: MediaKind) -> int:

@@ -25,16 +25,17 @@ from .api import (
 from .bandwidth import SENT_MASK, DownlinkEstimator, TwccRecorder
 from .certificate import Certificate
 from .clock import monotonic, ntp_now
+from .consumer import HISTORY_MASK
 from .dtls import DtlsEndpoint, DtlsState
 from .errors import MediaError, ParseError
 from .ice import IceLiteAgent, IceResult, IceState
-from .producer import TWCC_OFFSET, Producer, ProducerStream
+from .producer import TWCC_EXT_ID, TWCC_OFFSET, Producer, ProducerStream
 from .srtp import SrtpError, SrtpSession, protect_error, srtp_protect_raw
 from .tap import MediaTap
 from .udp_batch import IOV_LEN_OFFSET, IOV_SIZE, MMSG_SIZE, pack_iov_len, pack_name
 
 if TYPE_CHECKING:
-    from .consumer import Consumer
+    from .consumer import Consumer, FastEntry
     from .counters import Counters
     from .udp_batch import BatchUdp, PlainUdp
 
@@ -44,6 +45,12 @@ REPORT_INTERVAL = 1.0  # RTCP SR/RR/REMB
 TWCC_INTERVAL = 0.1  # transport-wide feedback to publishers
 PUBLISHER_MAX_BITRATE = 10_000_000  # REMB cap sent to publishers
 _pack_seq_ts_ssrc = struct.Struct("!HII").pack_into
+# The fan-out kernel's header write, at offset 2 of a template: sequence number, timestamp,
+# SSRC, the extension block's first word, the transport-cc element's id/length byte and
+# the transport-wide sequence number (producer.py: TWCC_OFFSET is 17 for both layouts).
+_pack_head = struct.Struct("!HIIIBH").pack_into
+_TWCC_ELEMENT = (TWCC_EXT_ID << 4) | 1
+assert TWCC_OFFSET == 17
 
 
 class Transport:
@@ -159,6 +166,13 @@ class Transport:
         self._send_all(self.dtls.close())
         self.ice.close()
         self._set_state(TransportState.CLOSED, "closed")
+        self._media_changed()
+
+    def _media_changed(self) -> None:
+        """The selected address or the SRTP session changed: the fan-out tables of the
+        producers this transport's consumers forward hold the old ones, so drop them."""
+        for consumer in self.consumers.values():
+            consumer.producer.invalidate_fanout()
 
     # -- incoming ------------------------------------------------------------------------
 
@@ -170,6 +184,7 @@ class Transport:
         if result is IceResult.REJECTED:
             self._counters.ice_rejected += 1
         if result is IceResult.NOMINATED:
+            self._media_changed()  # a new destination for the consumers' packets
             if self.state is TransportState.NEW:
                 self._set_state(TransportState.CONNECTING, "ice nominated")
             elif self.state is TransportState.DISCONNECTED and self.srtp is not None:
@@ -181,6 +196,14 @@ class Transport:
         self._check_dtls()
 
     def _check_dtls(self) -> None:
+        srtp = self.srtp
+        try:
+            self._update_dtls()
+        finally:
+            if self.srtp is not srtp:
+                self._media_changed()
+
+    def _update_dtls(self) -> None:
         state = self.dtls.state
         if state is DtlsState.CONNECTED and self.srtp is None:
             self.srtp = SrtpSession(self.dtls.srtp_keys())
@@ -394,6 +417,113 @@ class Transport:
         self._counters.rtp_sent += 1
         self._request_flush()  # returns at once while a flush is already due
 
+    def fast_parts(self) -> tuple[object, ...] | None:
+        """What ``fan_out`` needs of this transport, for a consumer's fan-out entry (see
+        ``Consumer.fast_entry``); None while it cannot send (no keys, no selected address)
+        or on the unbatched fallback I/O."""
+        srtp = self.srtp
+        addr = self.ice.selected
+        io = self._io
+        if srtp is None or addr is None or not io.batched:
+            return None
+        dest = io.destination(addr)
+        self._dest_addr, self._dest = addr, dest
+        estimator = self.downlink
+        return (
+            estimator,
+            estimator.sent_seq,
+            estimator.sent_time,
+            estimator.sent_size,
+            srtp.out_context,
+            srtp.out_length,
+            dest[0],
+            dest[1],
+        )
+
+    def fan_out(
+        self,
+        entries: list[FastEntry],
+        template: bytes | bytearray,
+        seq: int,
+        timestamp: int,
+        source: int,
+        payload_length: int,
+        ext_word: int,
+        now: float,
+    ) -> None:
+        """Forward one packet of a producer stream to every consumer in ``entries`` (the
+        steady state: each forwards this stream and ``seq`` is newer than anything it has
+        seen). Per consumer, exactly what ``Consumer.on_packet`` and ``send_rtp`` do in that
+        state, with everything that does not change per packet bound in the entry: the
+        rewritten sequence number and timestamp, the NACK history, the consumer's
+        counters, the subscriber transport's TWCC record, SRTP in the send slot, and the
+        slot's destination and length for the batch ``sendmmsg``. The shared parts (the
+        I/O slots, the counters) are the worker's, the same for every transport."""
+        io = self._io
+        views = io.views
+        pointers = self._slot_pointers
+        msgs = io.msgs_view
+        iovs = io.iov_view
+        slots = io.slots
+        slot = io.pending
+        length = len(template)
+        protect = srtp_protect_raw
+        sent = 0
+        for (
+            consumer,
+            hist_seq,
+            hist_src,
+            hist_ts,
+            ssrc,
+            seq_offset,
+            ts_offset,
+            estimator,
+            sent_seq,
+            sent_time,
+            sent_size,
+            context,
+            size,
+            name,
+            name_length,
+        ) in entries:
+            out_seq = (seq + seq_offset) & 0xFFFF
+            out_ts = (timestamp + ts_offset) & 0xFFFFFFFF
+            record = out_seq & HISTORY_MASK
+            hist_seq[record] = out_seq
+            hist_src[record] = source
+            hist_ts[record] = out_ts
+            consumer._last_in_seq = seq
+            consumer._last_seq = out_seq
+            consumer._last_ts = out_ts
+            consumer._last_sent_at = now
+            consumer.packets_sent += 1
+            consumer.octets_sent += payload_length
+            if slot == slots:
+                io.pending = slot
+                io.flush()
+                slot = 0
+            view = views[slot]
+            view[:length] = template
+            twcc = estimator.seq
+            estimator.seq = (twcc + 1) & 0xFFFF
+            record = twcc & SENT_MASK
+            sent_seq[record] = twcc
+            sent_time[record] = now
+            sent_size[record] = length
+            _pack_head(view, 2, out_seq, out_ts, ssrc, ext_word, _TWCC_ELEMENT, twcc)
+            size[0] = length
+            rc = protect(context, pointers[slot], size)
+            if rc:
+                self._counters.count_srtp_error(protect_error(rc).reason)
+                continue
+            pack_name(msgs, slot * MMSG_SIZE, name, name_length)
+            pack_iov_len(iovs, slot * IOV_SIZE + IOV_LEN_OFFSET, size[0])
+            slot += 1
+            sent += 1
+        io.pending = slot
+        self._counters.rtp_sent += sent
+        self._request_flush()
+
     def send_rtcp(self, packets: list[rtcp.RtcpPacket]) -> None:
         srtp = self.srtp
         addr = self.ice.selected
@@ -424,6 +554,7 @@ class Transport:
         if self.state in (TransportState.CLOSED, TransportState.FAILED):
             return
         if not self.ice.check_consent(now) and self.state is not TransportState.DISCONNECTED:
+            self._media_changed()  # no selected address any more
             self._set_state(TransportState.DISCONNECTED, "consent expired (RFC 7675)")
             return
         timeout = self.dtls.next_timeout()
