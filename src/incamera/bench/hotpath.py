@@ -5,9 +5,10 @@
 A :class:`~incamera.media.worker.Worker` runs in this process on uvloop; one synthetic
 publisher and ``--fanout`` synthetic subscribers connect to it over real ICE/DTLS on
 127.0.0.1 (see ``peer.py``). Then pre-protected SRTP packets of the publisher are handed
-straight to ``Worker.datagram_received`` in batches, timed with the process CPU clock, so
-what is measured is exactly the worker's per-packet work (unprotect, producer, consumers,
-protect, ``sendto`` into the kernel) without the event loop's receive path, the other
+to the worker's batch handler in ``recvmmsg``-sized batches (what ``Worker._on_readable``
+does after each ``recvmmsg``), timed with the process CPU clock, so what is measured is
+exactly the worker's per-packet work (unprotect, producer, consumers, protect,
+``sendmmsg`` into the kernel) without the event loop's receive system call, the other
 process or the machine's other load. Subscriber sockets are drained between batches,
 outside the timing. With ``--profile`` the same is run under cProfile and the functions
 are listed with their own time per forwarded packet (cProfile's overhead inflates small
@@ -27,12 +28,13 @@ import pstats
 import sys
 import time
 
+from incamera.media.udp_batch import RECV_BATCH
 from incamera.media.worker import Worker
 
 from .peer import SyntheticPeer, connect_peers_async
 from .vp8_source import Vp8Source, vp8_parameters
 
-BATCH = 100  # input packets between two drains of the subscribers' sockets
+BATCH = 128  # input packets between two drains of the subscribers' sockets
 
 
 async def _setup(fanout: int) -> tuple[Worker, SyntheticPeer, list[SyntheticPeer]]:
@@ -76,14 +78,18 @@ def _feed(
     """Hand ``packets`` to the worker; returns (CPU seconds, packets the subscribers got)."""
     cpu = 0.0
     received = 0
-    handle = worker.datagram_received
+    handle = worker._received_batch
     for start in range(0, len(packets), BATCH):
-        batch = packets[start : start + BATCH]
+        batches = [
+            [(packet, addr) for packet in packets[i : i + RECV_BATCH]]
+            for i in range(start, min(start + BATCH, len(packets)), RECV_BATCH)
+        ]
         if profiler is not None:
             profiler.enable()
         before = time.process_time()
-        for packet in batch:
-            handle(packet, addr)
+        for batch in batches:
+            handle(batch)
+            worker._flush()  # once per receive batch, as _on_readable does
         cpu += time.process_time() - before
         if profiler is not None:
             profiler.disable()

@@ -23,10 +23,12 @@ class SeqUnwrapper:
         self._last: int | None = None
 
     def unwrap(self, seq: int) -> int:
-        if self._last is None:
+        last = self._last
+        if last is None:
             self._last = seq
             return seq
-        value = self._last + seq_diff(seq, self._last & 0xFFFF)
-        if value > self._last:
+        diff = (seq - last) & 0xFFFF  # seq_diff, inline: this runs twice per packet
+        value = last + (diff - 0x10000 if diff >= 0x8000 else diff)
+        if value > last:
             self._last = value
         return value

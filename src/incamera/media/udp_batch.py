@@ -57,6 +57,15 @@ assert _Msghdr.msg_namelen.offset == ctypes.sizeof(ctypes.c_void_p)  # LP64 layo
 pack_name = struct.Struct("@PI").pack_into  # msg_name, msg_namelen
 pack_iov_len = struct.Struct("@N").pack_into
 IOV_LEN_OFFSET = _Iovec.iov_len.offset
+# What recvmmsg wrote into one message, read the same way: msg_namelen, msg_flags, msg_len.
+_NAMELEN_OFFSET = _Msghdr.msg_namelen.offset
+_FLAGS_OFFSET = _Msghdr.msg_flags.offset
+_LEN_OFFSET = _Mmsghdr.msg_len.offset
+_unpack_received = struct.Struct(
+    f"={_NAMELEN_OFFSET}xI{_FLAGS_OFFSET - _NAMELEN_OFFSET - 4}xi"
+    f"{_LEN_OFFSET - _FLAGS_OFFSET - 4}xI"
+).unpack_from
+_pack_namelen = struct.Struct("=I").pack_into
 
 Destination = tuple[int, int]  # (pointer to a sockaddr, its length)
 
@@ -134,10 +143,17 @@ class BatchUdp:
         self._name_buffers: list[ctypes.Array[ctypes.c_char]] = []
         self.pending = 0
         # -- receive side ------------------------------------------------------------------
-        self._recv_area = (ctypes.c_char * (RECV_SIZE * RECV_BATCH))()
-        self._recv_names = (ctypes.c_char * (NAME_SIZE * RECV_BATCH))()
+        # bytearrays lent to ctypes, as on the send side: the per-datagram reads go through
+        # memoryviews (a ctypes attribute access per field cost more than the system call).
+        self._recv_buffer = bytearray(RECV_SIZE * RECV_BATCH)
+        self._recv_area = (ctypes.c_char * len(self._recv_buffer)).from_buffer(self._recv_buffer)
+        self._names_buffer = bytearray(NAME_SIZE * RECV_BATCH)
+        self._recv_names = (ctypes.c_char * len(self._names_buffer)).from_buffer(self._names_buffer)
+        self._recv_view = memoryview(self._recv_buffer)
+        self._names_view = memoryview(self._names_buffer)
         self._recv_iov = (_Iovec * RECV_BATCH)()
         self._recv_msgs = (_Mmsghdr * RECV_BATCH)()
+        self._recv_msgs_view = memoryview(self._recv_msgs).cast("B")
         rbase = ctypes.addressof(self._recv_area)
         nbase = ctypes.addressof(self._recv_names)
         self._recv_addresses = [rbase + i * RECV_SIZE for i in range(RECV_BATCH)]
@@ -147,6 +163,7 @@ class BatchUdp:
             self._recv_iov[i].iov_len = RECV_SIZE
             hdr = self._recv_msgs[i].msg_hdr
             hdr.msg_name = self._name_addresses[i]
+            hdr.msg_namelen = NAME_SIZE
             hdr.msg_iov = ctypes.pointer(self._recv_iov[i])
             hdr.msg_iovlen = 1
         self._recv_msgs_addr = ctypes.addressof(self._recv_msgs)
@@ -216,27 +233,33 @@ class BatchUdp:
 
     def recv(self) -> list[tuple[bytes, Address]]:
         """Up to ``RECV_BATCH`` datagrams waiting on the socket (empty when none)."""
-        msgs = self._recv_msgs
-        for i in range(RECV_BATCH):
-            msgs[i].msg_hdr.msg_namelen = NAME_SIZE
         count = self._recvmmsg(self._fd, self._recv_msgs_addr, RECV_BATCH, MSG_DONTWAIT, None)
         if count <= 0:
             return []
         out = []
         cache = self._addr_cache
+        msgs = self._recv_msgs_view
+        names = self._names_view
+        area = self._recv_view
         for i in range(count):
-            msg = msgs[i]
-            if msg.msg_hdr.msg_flags & MSG_TRUNC:
+            offset = i * MMSG_SIZE
+            namelen, flags, length = _unpack_received(msgs, offset)
+            # The kernel wrote the address length; the next call needs the buffer's again
+            # (only the messages it filled were touched).
+            _pack_namelen(msgs, offset + _NAMELEN_OFFSET, NAME_SIZE)
+            if flags & MSG_TRUNC:
                 self.errors += 1
                 continue
-            raw = ctypes.string_at(self._name_addresses[i], msg.msg_hdr.msg_namelen)
+            start = i * NAME_SIZE
+            raw = bytes(names[start : start + namelen])
             addr = cache.get(raw)
             if addr is None:
                 addr = decode_sockaddr(raw)
                 if len(cache) > 65536:
                     cache.clear()
                 cache[raw] = addr
-            out.append((ctypes.string_at(self._recv_addresses[i], msg.msg_len), addr))
+            start = i * RECV_SIZE
+            out.append((bytes(area[start : start + length]), addr))
         return out
 
 
