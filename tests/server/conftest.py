@@ -68,7 +68,9 @@ async def server(settings: Settings) -> AsyncIterator[RunningServer]:
         await asyncio.sleep(0.01)
     port = uv.servers[0].sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, headers={"host": f"localhost:{port}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"host": f"localhost:{port}"}, timeout=60.0
+    ) as client:
         try:
             yield RunningServer(app=app, url=url, client=client)
         finally:

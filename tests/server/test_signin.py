@@ -67,7 +67,9 @@ async def test_password_sign_in_and_sign_out(server: RunningServer):
     assert me["kind"] == "account" and me["display_name"] == "Alice Example"
     assert me["method"] == "password" and me["csrf_token"]
 
-    async with httpx.AsyncClient(base_url=server.url, headers=client.headers) as other:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers=client.headers, timeout=60.0
+    ) as other:
         other.cookies.set("incamera_session", pre_session)
         assert (await other.get("/api/me")).json()["kind"] == "guest"
 
@@ -102,7 +104,9 @@ async def test_missing_or_wrong_csrf_token_is_refused(server: RunningServer):
         assert "not sent from this page" in response.text
     assert (await server.client.get("/api/me")).json()["kind"] == "guest"
     # Without any session (a cross-site POST with no cookie) nothing happens either.
-    async with httpx.AsyncClient(base_url=server.url, headers=server.client.headers) as bare:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers=server.client.headers, timeout=60.0
+    ) as bare:
         response = await submit(
             bare, csrf_token=token, step="password", username="alice", password=PASSWORD
         )

@@ -116,7 +116,7 @@ async def test_password_form_and_its_errors_in_german(server: RunningServer):
     assert csrf.status_code == 403
     assert_german(csrf, "Das Formular wurde nicht von dieser Seite gesendet.")
 
-    async with httpx.AsyncClient(base_url=server.url, headers=client.headers) as bare:
+    async with httpx.AsyncClient(base_url=server.url, headers=client.headers, timeout=60.0) as bare:
         expired = await submit(bare, csrf_token="x", step="password", username="a", password="b")
         assert expired.status_code == 403
         assert_german(expired, "Ihr Anmeldeformular war abgelaufen.")
@@ -226,7 +226,7 @@ async def test_reset_link_page_in_german(server: RunningServer):
     again = await client.post("/signin/reset", data=fields)
     assert again.status_code == 400
     assert_german(again, "Dieser Link zum Zurücksetzen ist ungültig")
-    async with httpx.AsyncClient(base_url=server.url, headers=client.headers) as bare:
+    async with httpx.AsyncClient(base_url=server.url, headers=client.headers, timeout=60.0) as bare:
         expired = await bare.post("/signin/reset", data=fields)
         assert expired.status_code == 403
         assert_german(expired, "Das Formular war abgelaufen.")
@@ -284,7 +284,9 @@ class TestWithSingleSignOn:
         start = await client.get("/auth/oidc/start")
         assert start.status_code == 502
         assert_german(start, "Der Identitätsanbieter ist nicht erreichbar (ConnectError).")
-        async with httpx.AsyncClient(base_url=server.url, headers=client.headers) as other:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=client.headers, timeout=60.0
+        ) as other:
             callback = await other.get("/auth/oidc/callback?code=x&state=y")
             assert callback.status_code == 400
             assert_german(callback, "Diese Anmeldung wurde nicht hier begonnen")
