@@ -51,7 +51,16 @@ async def test_create_meeting_from_the_landing_page(server: RunningServer):
             link = page.locator("#join-url")
             await link.wait_for(state="visible")
             join_url = await link.input_value()
+            moderator_url = await page.locator("#moderator-url").input_value()
+            assert moderator_url.startswith(join_url + "#mod=")  # the creator's own link
+            assert await page.locator("#open").get_attribute("href") == moderator_url
             assert await page.evaluate("window.__cspViolations") == []
+
+            # German on request, remembered like the meeting page's choice.
+            await page.locator("#lang-select").select_option("de")
+            await page.get_by_role("button", name="Besprechung erstellen").wait_for()
+            assert await page.evaluate("document.documentElement.lang") == "de"
+            assert "lang=de" in (await page.locator("#signin-link").get_attribute("href") or "")
 
             # The policy is enforced: an injected inline handler is refused and reported.
             await page.evaluate(INJECT_INLINE_HANDLER)

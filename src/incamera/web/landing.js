@@ -1,7 +1,16 @@
-// Landing page: create a meeting through the API and show its link, or join one by link.
-// No inline script (the Content-Security-Policy forbids it) and no third-party origin.
+// Landing page: create a meeting through the API and show its two links (for participants,
+// and the creator's own moderator link), or join one by link. German or English like the
+// meeting page (i18n.js). No inline script (the Content-Security-Policy forbids it) and no
+// third-party origin.
+
+import { initLanguage, language, LANGUAGES, onLanguageChange, setLanguage, t, translatePage } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
+
+function localise() {
+  translatePage();
+  document.title = "incamera";
+}
 
 function showError(message) {
   const error = $("error");
@@ -21,27 +30,27 @@ async function createMeeting() {
     });
     const body = await response.json();
     if (!response.ok) {
-      showError(body.detail || `The server answered ${response.status}.`);
+      showError(body.detail || t("landing.serverAnswered", { status: response.status }));
       return;
     }
     $("join-url").value = body.join_url;
-    $("open").href = body.join_url;
+    $("moderator-url").value = body.moderator_url || body.join_url;
+    $("open").href = body.moderator_url || body.join_url;
     $("created").hidden = false;
     $("join-url").select();
   } catch (err) {
-    showError("The server could not be reached. Please try again.");
+    showError(t("landing.unreachable"));
   } finally {
     button.disabled = false;
   }
 }
 
-async function copyLink() {
-  const link = $("join-url").value;
+async function copyLink(input, button) {
   try {
-    await navigator.clipboard.writeText(link);
-    $("copy").textContent = "Copied";
+    await navigator.clipboard.writeText($(input).value);
+    $(button).textContent = t("landing.copied");
   } catch (err) {
-    $("join-url").select();
+    $(input).select();
   }
 }
 
@@ -52,19 +61,20 @@ function joinByLink(event) {
   try {
     url = new URL(text, window.location.origin);
   } catch (err) {
-    showError("That is not a meeting link.");
+    showError(t("landing.notALink"));
     return;
   }
   const isMeeting = /^\/m\/[A-Za-z0-9_-]{22,64}$/.test(url.pathname);
   if (!isMeeting || !["http:", "https:"].includes(url.protocol)) {
-    showError("That is not a meeting link.");
+    showError(t("landing.notALink"));
     return;
   }
   window.location.assign(url.href);
 }
 
 $("create").addEventListener("click", createMeeting);
-$("copy").addEventListener("click", copyLink);
+$("copy").addEventListener("click", () => copyLink("join-url", "copy"));
+$("copy-moderator").addEventListener("click", () => copyLink("moderator-url", "copy-moderator"));
 $("join-form").addEventListener("submit", joinByLink);
 
 // "Sign in", or "Signed in as X · Sign out" (a form carrying the session's CSRF token).
@@ -79,15 +89,15 @@ async function showAccount() {
   }
   if (me.kind !== "account") {
     const link = document.createElement("a");
-    link.href = "/signin";
+    link.href = `/signin?lang=${language()}`;
     link.id = "signin-link";
-    link.textContent = "Sign in";
-    bar.replaceChildren(link);
+    link.textContent = t("landing.signIn");
+    bar.replaceChildren(link, languageSelect);
     return;
   }
   const who = document.createElement("span");
   who.id = "signed-in-as";
-  who.textContent = `Signed in as ${me.display_name}`;
+  who.textContent = t("landing.signedInAs", { name: me.display_name });
   const form = document.createElement("form");
   form.method = "post";
   form.action = "/signout";
@@ -97,9 +107,24 @@ async function showAccount() {
   token.value = me.csrf_token;
   const button = document.createElement("button");
   button.type = "submit";
-  button.textContent = "Sign out";
+  button.textContent = t("landing.signOut");
   form.append(token, button);
-  bar.replaceChildren(who, document.createTextNode(" · "), form);
+  bar.replaceChildren(who, document.createTextNode(" · "), form, languageSelect);
 }
 
+const languageSelect = $("lang-select");
+for (const [code, label] of Object.entries(LANGUAGES)) {
+  const option = document.createElement("option");
+  option.value = code;
+  option.textContent = label;
+  languageSelect.append(option);
+}
+initLanguage(new URLSearchParams(window.location.hash.slice(1)).get("lang"));
+languageSelect.value = language();
+languageSelect.addEventListener("change", () => setLanguage(languageSelect.value));
+onLanguageChange(() => {
+  localise();
+  showAccount();
+});
+localise();
 showAccount();
