@@ -1,19 +1,23 @@
-"""The access tables on SQLite and PostgreSQL: meeting policy columns, invitations,
-blocks, the audit log (query order and filters, retention purge)."""
+"""The access tables on SQLite and PostgreSQL: meeting policy columns, invitations (and
+the moderators' list and revocation of them), blocks (with names; lifting them), migration
+0005 on existing blocks, the audit log (query order and filters, retention purge)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+
 from incamera.rooms.access import AccessPolicy, secret_digest
 from incamera.store import Database, MeetingRecord, MeetingStore
-from incamera.store.access import AccessStore, InvitationRecord
+from incamera.store.access import AccessStore, BlockRecord, InvitationRecord
 from incamera.store.audit import AuditEvent, AuditStore
 
-from .test_store import database  # noqa: F401  (the SQLite/PostgreSQL fixture)
+from .test_store import database, empty_database  # noqa: F401  (SQLite/PostgreSQL fixtures)
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 MEETING = "M" * 22
+MIN = timedelta(minutes=1)
 
 
 def meeting(db: Database, **fields: object) -> MeetingStore:
@@ -55,6 +59,80 @@ def test_invitations_and_blocks(database: Database) -> None:  # noqa: F811
     blocks = access.blocks(MEETING)
     assert blocks.account_ids == {"acc1"} and blocks.guest_ids == {"g" * 22}
     assert not access.blocks("N" * 22).account_ids
+
+
+def test_open_invitations_are_listed_newest_first_and_revoked(database: Database) -> None:  # noqa: F811
+    meeting(database)
+    MeetingStore(database).insert(MeetingRecord("N" * 22, None, T0, None, None))
+    access = AccessStore(database)
+    hour = timedelta(hours=1)
+    old = InvitationRecord("a" * 64, MEETING, "participant", None, T0, T0 + 2 * hour)
+    new = InvitationRecord("b" * 64, MEETING, "moderator", "Ines", T0 + hour, T0 + 3 * hour)
+    short = InvitationRecord("c" * 64, MEETING, "participant", "Sam", T0 + hour, T0 + 90 * MIN)
+    elsewhere = InvitationRecord("e" * 64, "N" * 22, "participant", None, T0, T0 + 9 * hour)
+    for record in (old, new, short, elsewhere):
+        access.add_invitation(record)
+    assert access.list_invitations(MEETING, T0 + hour) == [new, short, old]
+    # Expiry is exclusive: at expires_at the link no longer works, and is not listed.
+    assert access.list_invitations(MEETING, T0 + 90 * MIN) == [new, old]
+    assert access.list_invitations(MEETING, T0 + 3 * hour) == []
+    assert access.list_invitations("N" * 22, T0) == [elsewhere]
+
+    assert access.revoke_invitation(MEETING, "b" * 64) is True
+    assert access.find_invitation(MEETING, "b" * 64) is None
+    assert access.revoke_invitation(MEETING, "b" * 64) is False  # already gone
+    assert access.revoke_invitation(MEETING, "e" * 64) is False  # another meeting's
+    assert access.find_invitation("N" * 22, "e" * 64) == elsewhere
+    assert access.list_invitations(MEETING, T0 + hour) == [short, old]
+
+
+def test_blocks_keep_the_name_and_can_be_lifted(database: Database) -> None:  # noqa: F811
+    meeting(database)
+    access = AccessStore(database)
+    access.block(MEETING, "guest", "g" * 22, T0, name="Gus")
+    access.block(MEETING, "account", "acc1", T0 + MIN, name="Ada Lovelace")
+    access.block(MEETING, "account", "acc1", T0 + 2 * MIN, name="Someone else")  # idempotent
+    access.block(MEETING, "account", "acc2", T0 + 3 * MIN)  # no name
+    access.block(MEETING, "guest", "h" * 22, T0 + 4 * MIN, name="L" * 250)  # cut to the column
+    assert access.list_blocks(MEETING) == [
+        BlockRecord("guest", "h" * 22, "L" * 200, T0 + 4 * MIN),
+        BlockRecord("account", "acc2", None, T0 + 3 * MIN),
+        BlockRecord("account", "acc1", "Ada Lovelace", T0 + MIN),
+        BlockRecord("guest", "g" * 22, "Gus", T0),
+    ]
+    assert access.list_blocks("N" * 22) == []
+
+    assert access.unblock(MEETING, "account", "acc1") is True
+    assert access.unblock(MEETING, "account", "acc1") is False
+    assert access.unblock(MEETING, "account", "g" * 22) is False  # the kind must match
+    assert access.unblock(MEETING, "guest", "g" * 22) is True
+    blocks = access.blocks(MEETING)  # what the join decision reads
+    assert blocks.account_ids == {"acc2"} and blocks.guest_ids == {"h" * 22}
+
+
+def test_migration_0005_keeps_existing_blocks_without_a_name(empty_database: Database) -> None:  # noqa: F811
+    empty_database.upgrade("0004")
+    with empty_database.engine.begin() as connection:
+        connection.execute(
+            sa.text("INSERT INTO meetings (id, e2ee, created_at) VALUES (:id, :e2ee, :at)"),
+            {"id": MEETING, "e2ee": True, "at": T0},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO meeting_blocks (meeting_id, kind, subject, created_at)"
+                " VALUES (:m, 'guest', :g, :at), (:m, 'account', 'acc1', :at)"
+            ),
+            {"m": MEETING, "g": "g" * 22, "at": T0},
+        )
+    empty_database.upgrade()
+    assert empty_database.current_revision() == "0005"
+    access = AccessStore(empty_database)
+    assert {(b.kind, b.subject, b.name) for b in access.list_blocks(MEETING)} == {
+        ("guest", "g" * 22, None),
+        ("account", "acc1", None),
+    }
+    blocks = access.blocks(MEETING)
+    assert blocks.account_ids == {"acc1"} and blocks.guest_ids == {"g" * 22}
 
 
 def test_audit_events_newest_first_filtered_and_purged(database: Database) -> None:  # noqa: F811

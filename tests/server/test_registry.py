@@ -102,3 +102,31 @@ async def test_recover_after_restart(store: MeetingStore, clock: Clock):
     assert await after.recover() == 1
     clock.advance(minutes=5)
     assert await after.sweep() == [meeting.id]
+
+
+async def test_invitations_and_blocks_for_the_moderators_list(
+    registry: MeetingRegistry, clock: Clock
+):
+    meeting = await registry.create(None)
+    await registry.add_invitation(
+        meeting.id, "t" * 22, "participant", "Ines", T0 + timedelta(hours=1)
+    )
+    await registry.add_invitation(meeting.id, "u" * 22, "moderator", None, T0 + timedelta(hours=2))
+    listed = await registry.list_invitations(meeting.id)
+    assert [(i.name, i.role) for i in listed] == [("Ines", "participant"), (None, "moderator")]
+    clock.advance(hours=1)  # the registry's clock decides what has expired
+    (left,) = await registry.list_invitations(meeting.id)
+    assert left.role == "moderator"
+    assert await registry.revoke_invitation(meeting.id, left.token_hash) is True
+    assert await registry.list_invitations(meeting.id) == []
+
+    await registry.block(meeting.id, guest_id="g" * 22, name="Gus")
+    (block,) = await registry.list_blocks(meeting.id)
+    assert (block.kind, block.subject, block.name, block.created_at) == (
+        "guest",
+        "g" * 22,
+        "Gus",
+        clock.now,
+    )
+    assert await registry.unblock(meeting.id, "guest", "g" * 22) is True
+    assert await registry.list_blocks(meeting.id) == []

@@ -20,11 +20,11 @@ T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """A migrated database: a SQLite file, or a fresh database on a local PostgreSQL."""
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A database without any table yet: a SQLite file, or a fresh database on a local
+    PostgreSQL (for tests of a single migration)."""
     if request.param == "sqlite":
         db = Database(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'incamera.db'}")
-        db.upgrade()
         yield db
         db.close()
         return
@@ -34,7 +34,6 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     with admin.connect() as connection:
         connection.execute(sa.text(f"CREATE DATABASE {name}"))
     db = Database(server_url.rsplit("/", 1)[0] + f"/{name}")
-    db.upgrade()
     try:
         yield db
     finally:
@@ -42,6 +41,13 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         with admin.connect() as connection:
             connection.execute(sa.text(f"DROP DATABASE {name}"))
         admin.dispose()
+
+
+@pytest.fixture
+def database(empty_database: Database) -> Database:
+    """A migrated database: a SQLite file, or a fresh database on a local PostgreSQL."""
+    empty_database.upgrade()
+    return empty_database
 
 
 def record(meeting_id: str, closes_at: datetime | None, title: str | None = None) -> MeetingRecord:

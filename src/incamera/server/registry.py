@@ -20,7 +20,7 @@ from anyio import to_thread
 
 from incamera.rooms.access import AccessPolicy, BlockList, Invitation, MeetingAccess, secret_digest
 from incamera.store import MeetingRecord, MeetingStore
-from incamera.store.access import AccessStore, InvitationRecord
+from incamera.store.access import AccessStore, BlockKind, BlockRecord, InvitationRecord
 
 from .meetings import (
     ClosePolicy,
@@ -142,14 +142,30 @@ class MeetingRegistry:
             meeting.access_policy = policy
 
     async def block(
-        self, meeting_id: str, *, account_id: str | None = None, guest_id: str | None = None
+        self,
+        meeting_id: str,
+        *,
+        account_id: str | None = None,
+        guest_id: str | None = None,
+        name: str | None = None,
     ) -> None:
-        """Keep an account, or a guest's browser, out of the meeting from now on."""
+        """Keep an account, or a guest's browser, out of the meeting from now on (``name``:
+        their display name, for the moderators' list)."""
         now = self._clock()
         if account_id is not None:
-            await to_thread.run_sync(self._access.block, meeting_id, "account", account_id, now)
+            await to_thread.run_sync(
+                self._access.block, meeting_id, "account", account_id, now, name
+            )
         elif guest_id is not None:
-            await to_thread.run_sync(self._access.block, meeting_id, "guest", guest_id, now)
+            await to_thread.run_sync(self._access.block, meeting_id, "guest", guest_id, now, name)
+
+    async def list_blocks(self, meeting_id: str) -> list[BlockRecord]:
+        """Everyone blocked from the meeting, newest first."""
+        return await to_thread.run_sync(self._access.list_blocks, meeting_id)
+
+    async def unblock(self, meeting_id: str, kind: BlockKind, subject: str) -> bool:
+        """Lift a block; False if there was none."""
+        return await to_thread.run_sync(self._access.unblock, meeting_id, kind, subject)
 
     async def end(self, meeting_id: str) -> None:
         """A moderator ended the meeting: closed now, nobody can join again."""
@@ -170,6 +186,14 @@ class MeetingRegistry:
             expires_at=expires_at,
         )
         await to_thread.run_sync(self._access.add_invitation, record)
+
+    async def list_invitations(self, meeting_id: str) -> list[InvitationRecord]:
+        """The meeting's invitations that have not expired, newest first."""
+        return await to_thread.run_sync(self._access.list_invitations, meeting_id, self._clock())
+
+    async def revoke_invitation(self, meeting_id: str, token_hash: str) -> bool:
+        """Delete an invitation (by its digest); False if the meeting has none such."""
+        return await to_thread.run_sync(self._access.revoke_invitation, meeting_id, token_hash)
 
     async def access(self, meeting: Meeting, invite: str | None) -> MeetingAccess:
         """What the join decision needs to know about ``meeting`` (with the invitation

@@ -1,14 +1,15 @@
 """Invitation and block rows (``invitations``, ``meeting_blocks``). Blocking methods.
 
 Invitation tokens are stored only as their SHA-256 digest; a block names an account id or,
-for a guest, the random id of their browser's ``incamera_guest`` cookie.
+for a guest, the random id of their browser's ``incamera_guest`` cookie, and keeps the
+removed person's display name for the moderators' list.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -16,6 +17,7 @@ from .database import Database
 from .schema import invitations, meeting_blocks
 
 BlockKind = Literal["account", "guest"]
+NAME_MAX = 200  # meeting_blocks.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,14 @@ class InvitationRecord:
     name: str | None
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    kind: BlockKind
+    subject: str  # account id, or the guest's browser id (a secret: never shown)
+    name: str | None  # display name when removed; None for blocks older than migration 0005
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +70,44 @@ class AccessStore:
                     invitations.c.meeting_id == meeting_id,
                 )
             ).one_or_none()
-        if row is None:
-            return None
-        return InvitationRecord(
-            token_hash=row.token_hash,
-            meeting_id=row.meeting_id,
-            role=row.role,
-            name=row.name,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-        )
+        return None if row is None else _invitation(row)
+
+    def list_invitations(self, meeting_id: str, now: datetime) -> list[InvitationRecord]:
+        """The meeting's invitations that have not expired at ``now``, newest first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(invitations)
+                .where(invitations.c.meeting_id == meeting_id, invitations.c.expires_at > now)
+                .order_by(invitations.c.created_at.desc(), invitations.c.token_hash)
+            ).all()
+        return [_invitation(row) for row in rows]
+
+    def revoke_invitation(self, meeting_id: str, token_hash: str) -> bool:
+        """Delete the invitation with this digest; False if the meeting has none such."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                invitations.delete().where(
+                    invitations.c.meeting_id == meeting_id,
+                    invitations.c.token_hash == token_hash,
+                )
+            )
+        return int(result.rowcount) > 0
 
     def purge_expired_invitations(self, now: datetime) -> int:
         with self._engine.begin() as connection:
             result = connection.execute(invitations.delete().where(invitations.c.expires_at <= now))
         return int(result.rowcount)
 
-    def block(self, meeting_id: str, kind: BlockKind, subject: str, now: datetime) -> None:
-        """Keep ``subject`` out of the meeting (idempotent)."""
+    def block(
+        self,
+        meeting_id: str,
+        kind: BlockKind,
+        subject: str,
+        now: datetime,
+        name: str | None = None,
+    ) -> None:
+        """Keep ``subject`` (called ``name`` when removed) out of the meeting (idempotent:
+        blocking again keeps the first block as it is)."""
         with self._engine.begin() as connection:
             exists = connection.execute(
                 sa.select(meeting_blocks.c.subject).where(
@@ -89,7 +119,11 @@ class AccessStore:
             if exists is None:
                 connection.execute(
                     meeting_blocks.insert().values(
-                        meeting_id=meeting_id, kind=kind, subject=subject, created_at=now
+                        meeting_id=meeting_id,
+                        kind=kind,
+                        subject=subject,
+                        created_at=now,
+                        name=name[:NAME_MAX] if name else None,
                     )
                 )
 
@@ -104,3 +138,45 @@ class AccessStore:
             account_ids=frozenset(r.subject for r in rows if r.kind == "account"),
             guest_ids=frozenset(r.subject for r in rows if r.kind == "guest"),
         )
+
+    def list_blocks(self, meeting_id: str) -> list[BlockRecord]:
+        """Everyone blocked from the meeting, newest first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(meeting_blocks)
+                .where(meeting_blocks.c.meeting_id == meeting_id)
+                .order_by(
+                    meeting_blocks.c.created_at.desc(),
+                    meeting_blocks.c.kind,
+                    meeting_blocks.c.subject,
+                )
+            ).all()
+        return [
+            BlockRecord(
+                kind=row.kind, subject=row.subject, name=row.name, created_at=row.created_at
+            )
+            for row in rows
+        ]
+
+    def unblock(self, meeting_id: str, kind: BlockKind, subject: str) -> bool:
+        """Lift a block; False if there was none."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                meeting_blocks.delete().where(
+                    meeting_blocks.c.meeting_id == meeting_id,
+                    meeting_blocks.c.kind == kind,
+                    meeting_blocks.c.subject == subject,
+                )
+            )
+        return int(result.rowcount) > 0
+
+
+def _invitation(row: sa.Row[Any]) -> InvitationRecord:
+    return InvitationRecord(
+        token_hash=row.token_hash,
+        meeting_id=row.meeting_id,
+        role=row.role,
+        name=row.name,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )

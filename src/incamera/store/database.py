@@ -66,11 +66,12 @@ class Database:
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
 
-    def upgrade(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to the newest migration (idempotent); tests of a migration give
+        an older ``revision``."""
         try:
             with self.engine.begin() as connection:
-                command.upgrade(_alembic_config(connection), "head")
+                command.upgrade(_alembic_config(connection), revision)
         except sa.exc.OperationalError as exc:
             raise DatabaseUnavailable(f"cannot migrate the database: {exc.orig}") from exc
 

@@ -161,6 +161,8 @@ meeting_blocks = sa.Table(
     sa.Column("kind", sa.String(10), primary_key=True),  # "account" | "guest"
     sa.Column("subject", sa.String(64), primary_key=True),  # account id or guest cookie id
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # The removed person's display name at the time (NULL for blocks made before 0005).
+    sa.Column("name", sa.String(200), nullable=True),
 )
 
 audit_events = sa.Table(
