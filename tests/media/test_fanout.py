@@ -14,6 +14,7 @@ import pytest
 
 from incamera.bench.peer import SyntheticPeer, connect_peers_async
 from incamera.bench.vp8_source import Vp8Source, vp8_parameters
+from incamera.media import udp_batch
 from incamera.media.consumer import Consumer
 from incamera.media.producer import Producer
 from incamera.media.worker import Worker
@@ -179,3 +180,23 @@ async def test_pause_reorder_nack_and_close_keep_the_reference_behaviour(setup: 
     after = [len(r) for r in setup.received]
     assert after[1] == before[1] + 2  # the two retransmissions only (RTX SSRC)
     assert after[0] == before[0] + 5 and after[2] == before[2] + 5
+
+
+async def test_cached_destinations_are_dropped_when_the_address_cache_is_emptied(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # BatchUdp frees its kernel-form addresses when its cache is full; the transports'
+    # and the fan-out tables' copies must not outlive them.
+    setup.source.request_keyframe()
+    setup.feed(setup.make(10))
+    io = setup.worker._io
+    assert isinstance(io, udp_batch.BatchUdp)
+    monkeypatch.setattr(udp_batch, "NAME_CACHE_LIMIT", len(io._names) + 2)
+    for port in range(1, 4):  # strangers fill the cache: it is emptied once
+        io.destination(("127.0.0.2", port))
+    assert len(io._names) < udp_batch.NAME_CACHE_LIMIT
+    assert setup.producer.streams[0].fanout is None
+    setup.feed(setup.make(10))
+    await setup.drain()
+    assert [len(r) for r in setup.received] == [20] * FANOUT
+    assert setup.worker.counters.send_errors == 0

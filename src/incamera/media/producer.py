@@ -144,6 +144,7 @@ class Producer:
         # Constants of this producer's templates for the fan-out kernel: where the payload
         # starts and the extension block's first word (profile and length, RFC 8285).
         self._payload_offset = template_payload_offset(self.kind)
+        self._fanout_epoch = 0  # counts invalidations (see receive)
         self._ext_word = int.from_bytes(
             (AUDIO_EXT_HEAD if self.kind is MediaKind.AUDIO else VIDEO_EXT_BLOCK)[:4], "big"
         )
@@ -256,7 +257,12 @@ class Producer:
         template = self.build_template(packet, hsize, router_pt, level_ext)
         fanout = stream.fanout
         if fanout is None:
-            fanout = stream.fanout = self._build_fanout(stream)
+            epoch = self._fanout_epoch
+            fanout = self._build_fanout(stream)
+            if self._fanout_epoch == epoch:
+                stream.fanout = fanout
+            else:  # invalidated while being built: its entries may be stale already
+                fanout = ([], list(self.consumers), None)
         fast, slow, kernel = fanout
         if fast:
             if in_order and newest >= 0 and kernel is not None:
@@ -300,6 +306,7 @@ class Producer:
 
     def invalidate_fanout(self) -> None:
         """A consumer's or its transport's state changed: rebuild the fan-out tables."""
+        self._fanout_epoch += 1
         for stream in self.streams:
             stream.fanout = None
 

@@ -168,6 +168,11 @@ class Transport:
         self._set_state(TransportState.CLOSED, "closed")
         self._media_changed()
 
+    def forget_destination(self) -> None:
+        """Drop the cached kernel form of the selected address (see udp_batch)."""
+        self._dest_addr = None
+        self._dest = None
+
     def _media_changed(self) -> None:
         """The selected address or the SRTP session changed: the fan-out tables of the
         producers this transport's consumers forward hold the old ones, so drop them."""

@@ -17,6 +17,7 @@ import errno
 import socket
 import struct
 import sys
+from collections.abc import Callable
 
 Address = tuple[str, int]
 
@@ -24,6 +25,7 @@ SLOT_SIZE = 1536  # one datagram: MTU-sized packet plus the SRTP trailer
 SEND_SLOTS = 512
 RECV_BATCH = 64
 RECV_SIZE = 2048
+NAME_CACHE_LIMIT = 100_000  # kernel-form addresses kept by ``BatchUdp.destination``
 MSG_DONTWAIT = 0x40
 MSG_TRUNC = 0x20
 NAME_SIZE = 128  # sizeof(struct sockaddr_storage)
@@ -141,6 +143,9 @@ class BatchUdp:
         self.batched = True
         self._names: dict[Address, Destination] = {}
         self._name_buffers: list[ctypes.Array[ctypes.c_char]] = []
+        # Called when the cache of kernel-form addresses is emptied (their memory freed):
+        # whoever kept a Destination must drop it.
+        self.on_names_reset: Callable[[], None] | None = None
         self.pending = 0
         # -- receive side ------------------------------------------------------------------
         # bytearrays lent to ctypes, as on the send side: the per-datagram reads go through
@@ -175,10 +180,12 @@ class BatchUdp:
         """The kernel form of ``addr`` for :meth:`commit` (cached; callers may keep it)."""
         dest = self._names.get(addr)
         if dest is None:
-            if len(self._names) >= 100_000:  # bound the cache; nothing queued may point in
-                self.flush()
+            if len(self._names) >= NAME_CACHE_LIMIT:  # bound the cache
+                self.flush()  # nothing queued may point into the freed buffers ...
                 self._names.clear()
                 self._name_buffers.clear()
+                if self.on_names_reset is not None:
+                    self.on_names_reset()  # ... and nothing cached elsewhere either
             raw = encode_sockaddr(addr)
             buffer = ctypes.create_string_buffer(raw, len(raw))
             self._name_buffers.append(buffer)  # kept for the life of the socket

@@ -138,6 +138,8 @@ class Worker:
         self.port = sock.getsockname()[1]
         self._sock = sock
         self._io = open_batch_io(sock)
+        if isinstance(self._io, BatchUdp):
+            self._io.on_names_reset = self._destinations_reset
         self._slot_pointers = [buffer_pointer(address) for address in self._io.addresses]
         self._loop = loop
         loop.add_reader(sock.fileno(), self._on_readable)
@@ -204,6 +206,14 @@ class Worker:
             except Exception:  # the worker must survive any datagram
                 counters.internal_errors += 1
         self._busy += time.perf_counter() - started
+
+    def _destinations_reset(self) -> None:
+        """The batch I/O freed its kernel-form addresses: transports and fan-out tables
+        that cached one look it up again."""
+        for transport in self.transports.values():
+            transport.forget_destination()
+        for producer in self.producers.values():
+            producer.invalidate_fanout()
 
     def _send(self, data: bytes, addr: Address) -> None:
         if self._io is None:
