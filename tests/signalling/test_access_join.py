@@ -274,3 +274,118 @@ async def test_invitations_skip_lobby_and_pin_and_expire(live_server: LiveServer
     finally:
         await co.close()
     assert (await refusal(link, invite=token)).code == "meeting_locked"
+
+
+async def test_a_moderator_lists_and_revokes_invitations_and_a_participant_cannot(
+    live_server: LiveServer,
+) -> None:
+    link, key, body = await create(live_server, lobby="everyone")
+    mo = await SignallingClient.join(link, "Mo", moderator_key=key)
+    pat = await SignallingClient.join(link, "Pat", invite=(await mo.invite("Pat")).token)
+    try:
+        assert (await mo.list_access()).invitations[0].name == "Pat"
+        ines = await mo.invite("Ines", expires_in_seconds=600)
+        anonymous = await mo.invite(role="moderator")
+        access = await mo.list_access()
+        assert access.blocks == []
+        assert [(i.name, i.role, i.expires_at) for i in access.invitations] == [
+            (None, "moderator", anonymous.expires_at),
+            ("Ines", "participant", ines.expires_at),
+            ("Pat", "participant", access.invitations[2].expires_at),
+        ]
+        listed = json.dumps(access.model_dump())
+        assert ines.token not in listed and anonymous.token not in listed  # digests only
+        ines_id = access.invitations[1].id
+        assert len(ines_id) == 64
+
+        # Participants may neither see nor change any of it.
+        for request in (
+            pat.list_access(),
+            pat.revoke_invitation(ines_id),
+            pat.unblock("0" * 64),
+        ):
+            with pytest.raises(SignallingError) as caught:
+                await request
+            assert caught.value.code == "forbidden"
+
+        await mo.revoke_invitation(ines_id)
+        assert [i.name for i in (await mo.list_access()).invitations] == [None, "Pat"]
+        error = await refusal(link, "Ines", invite=ines.token)
+        assert error.code == "invalid_invite"
+        with pytest.raises(SignallingError) as caught:
+            await mo.revoke_invitation(ines_id)  # already revoked
+        assert caught.value.code == "not_found"
+        # Someone already in with a revoked invitation stays; the link is dead for a rejoin.
+        await mo.revoke_invitation((await mo.list_access()).invitations[1].id)
+        assert pat.participant is not None and pat.id in mo.participants
+    finally:
+        await pat.close()
+        await mo.close()
+    events = await live_server.app.state.audit.query(
+        kind="invitation_revoked", meeting_id=body["id"], limit=10
+    )
+    assert len(events) == 2 and all(e.actor == mo.id for e in events)
+    assert all("Ines" not in str(e.as_json()) for e in events)
+
+
+async def test_blocked_people_are_listed_with_their_names_and_can_be_let_in_again(
+    live_server: LiveServer,
+) -> None:
+    link, key, body = await create(live_server)
+    guest_id = new_secret()
+    http = await signed_in_client(live_server, "stan")
+    mo = await SignallingClient.join(link, "Mo", moderator_key=key)
+    gus = await SignallingClient.join(link, "Gus Guest", cookies={"incamera_guest": guest_id})
+    stan = await SignallingClient.join(link, "Stan S.", cookies=session_cookies(http))
+    try:
+        await mo.moderate("remove", gus.id, block=True)
+        await gus.wait_for(lambda c: c.close_code is not None)
+        await mo.moderate("remove", stan.id, block=True)
+        await stan.wait_for(lambda c: c.close_code is not None)
+        assert (await refusal(link, cookies={"incamera_guest": guest_id})).code == "removed"
+        access = await mo.list_access()
+        assert [(b.name, b.kind) for b in access.blocks] == [
+            ("Stan S.", "account"),
+            ("Gus Guest", "guest"),
+        ]
+        for block in access.blocks:
+            since = datetime.fromisoformat(block.since.replace("Z", "+00:00"))
+            assert abs((since - live_server.app.state.context.registry.now()).total_seconds()) < 60
+        # The guest's browser id is a secret: the list names the block by a digest.
+        assert guest_id not in json.dumps(access.model_dump())
+        stan_block, gus_block = access.blocks
+
+        for unknown in ("f" * 64, "ü", guest_id):  # the browser id itself is no block id
+            with pytest.raises(SignallingError) as caught:
+                await mo.unblock(unknown)
+            assert caught.value.code == "not_found"
+        await mo.unblock(gus_block.id)
+        assert [b.name for b in (await mo.list_access()).blocks] == ["Stan S."]
+        back = await SignallingClient.join(link, "Gus", cookies={"incamera_guest": guest_id})
+        try:
+            assert back.welcome is not None
+        finally:
+            await back.close()
+        assert (
+            await refusal(link, "Stan", cookies=session_cookies(http))
+        ).code == "removed"  # still blocked
+        await mo.unblock(stan_block.id)
+        assert (await mo.list_access()).blocks == []
+        stan_back = await SignallingClient.join(link, "Stan", cookies=session_cookies(http))
+        await stan_back.close()
+        with pytest.raises(SignallingError) as caught:
+            await mo.unblock(stan_block.id)  # lifted already
+        assert caught.value.code == "not_found"
+    finally:
+        for client in (mo, gus, stan):
+            await client.close()
+        await http.aclose()
+    events = await live_server.app.state.audit.query(
+        kind="participant_unblocked", meeting_id=body["id"], limit=10
+    )
+    assert sorted((e.actor, e.details["by"]) for e in events) == [
+        (mo.id, "account"),
+        (mo.id, "guest_id"),
+    ]
+    text = json.dumps([e.as_json() for e in events])
+    assert "Gus" not in text and "Stan" not in text and guest_id not in text

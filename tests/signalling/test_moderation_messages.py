@@ -34,6 +34,11 @@ def test_set_policy_changes_only_what_is_present() -> None:
         '{"type": "deny", "participant": ""}',
         '{"type": "mute_all", "everyone": true}',
         '{"type": "end_meeting", "reason": "bye"}',
+        '{"type": "list_access", "all": true}',
+        '{"type": "revoke_invitation"}',
+        '{"type": "revoke_invitation", "id": ""}',
+        '{"type": "unblock", "id": 42}',
+        '{"type": "unblock", "id": "' + "a" * 65 + '"}',
         '{"type": "hello", "versions": [1], "name": "A", "test_bypass_lobby": "yes"}',
     ],
 )
@@ -58,6 +63,11 @@ def test_moderation_requests_parse() -> None:
     assert m.parse_client_message(
         '{"type": "set_role", "participant": "x", "role": "moderator"}'
     ) == m.SetRole(participant="x", role="moderator")
+    assert m.parse_client_message('{"type": "list_access", "rid": 1}') == m.ListAccess(rid=1)
+    assert m.parse_client_message('{"type": "revoke_invitation", "id": "ab"}') == (
+        m.RevokeInvitation(id="ab")
+    )
+    assert m.parse_client_message('{"type": "unblock", "id": "cd"}') == m.Unblock(id="cd")
 
 
 @pytest.mark.parametrize(
@@ -80,6 +90,17 @@ def test_moderation_requests_parse() -> None:
         m.ParticipantUpdated(
             participant=m.Participant(id="p", name="P", role="moderator", guest=False)
         ),
+        m.Reply(
+            rid=4,
+            access=m.AccessList(
+                invitations=[
+                    m.InvitationInfo(id="i" * 64, role="participant", expires_at="2030-01-01Z"),
+                    m.InvitationInfo(id="j" * 64, role="moderator", name="Ines", expires_at="x"),
+                ],
+                blocks=[m.BlockInfo(id="b" * 64, name="Gus", kind="guest", since="y")],
+            ),
+        ),
+        m.Reply(rid=5, access=m.AccessList(invitations=[], blocks=[])),
     ],
 )
 def test_server_messages_round_trip(message: m.Message) -> None:

@@ -5,8 +5,9 @@ Rules:
 - A participant is a ``moderator`` or a ``participant``. Moderators come in with the
   moderator link, a moderator invitation or as the meeting's owner, or are promoted.
 - Only moderators may admit or deny people waiting in the lobby, mute someone, stop their
-  video, remove them, mute everyone, change the access policy, change roles and end the
-  meeting (:data:`MODERATOR_ACTIONS`). A moderator may act on other moderators too, but
+  video, remove them, mute everyone, change the access policy, change roles, end the
+  meeting, invite people personally, and see and revoke invitations and lift blocks
+  (:data:`MODERATOR_ACTIONS`). A moderator may act on other moderators too, but
   not remove itself (that is ``leave``).
 - A meeting that has had a moderator never ends up without one: when the last moderator
   goes, the successor is the longest-present signed-in participant, else the
@@ -42,6 +43,9 @@ class Action(StrEnum):
     SET_ROLE = "set_role"
     END_MEETING = "end_meeting"
     INVITE = "invite"
+    LIST_ACCESS = "list_access"
+    REVOKE_INVITATION = "revoke_invitation"
+    UNBLOCK = "unblock"
 
 
 MODERATOR_ACTIONS: frozenset[Action] = frozenset(Action)
@@ -58,6 +62,9 @@ _WHAT = {
     Action.SET_ROLE: "change roles",
     Action.END_MEETING: "end the meeting",
     Action.INVITE: "invite people",
+    Action.LIST_ACCESS: "see invitations and blocks",
+    Action.REVOKE_INVITATION: "revoke invitations",
+    Action.UNBLOCK: "let blocked people join again",
 }
 
 

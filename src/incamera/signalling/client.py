@@ -23,8 +23,10 @@ Lobby and moderation: :meth:`SignallingClient.join` returns on ``lobby_wait`` to
 error). ``policy``, ``lobby`` (moderators), ``moderated``, ``removed`` and ``ended`` keep
 what the server said; :meth:`~SignallingClient.admit`, :meth:`~SignallingClient.deny`,
 :meth:`~SignallingClient.moderate`, :meth:`~SignallingClient.mute_all`,
-:meth:`~SignallingClient.set_policy`, :meth:`~SignallingClient.set_role` and
-:meth:`~SignallingClient.end_meeting` send the moderator requests.
+:meth:`~SignallingClient.set_policy`, :meth:`~SignallingClient.set_role`,
+:meth:`~SignallingClient.end_meeting`, :meth:`~SignallingClient.invite`,
+:meth:`~SignallingClient.list_access`, :meth:`~SignallingClient.revoke_invitation` and
+:meth:`~SignallingClient.unblock` send the moderator requests.
 """
 
 from __future__ import annotations
@@ -315,6 +317,21 @@ class SignallingClient:
         if reply.invitation is None:
             raise SignallingError("the invite reply has no invitation", "internal")
         return reply.invitation
+
+    async def list_access(self) -> m.AccessList:
+        """The open invitations and the blocks (moderators)."""
+        reply = await self.request(m.ListAccess())
+        if reply.access is None:
+            raise SignallingError("the list_access reply has no access", "internal")
+        return reply.access
+
+    async def revoke_invitation(self, invitation_id: str) -> None:
+        """Revoke an invitation by its ``id`` from :meth:`list_access` (moderators)."""
+        await self.request(m.RevokeInvitation(id=invitation_id))
+
+    async def unblock(self, block_id: str) -> None:
+        """Let a blocked person join again, by the ``id`` from :meth:`list_access`."""
+        await self.request(m.Unblock(id=block_id))
 
     async def ping(self) -> None:
         count = sum(isinstance(x, m.Pong) for x in self.received)

@@ -111,9 +111,10 @@ class Host(Protocol):
         """Persist a changed access policy (before anyone is told)."""
 
     async def block(
-        self, conference: Conference, account: str | None, guest_id: str | None
+        self, conference: Conference, account: str | None, guest_id: str | None, name: str
     ) -> bool:
-        """Refuse this person from now on; False if there is nothing to block them by."""
+        """Refuse this person (display name ``name``) from now on; False if there is nothing
+        to block them by."""
 
     async def end(self, conference: Conference) -> None:
         """Close the meeting for good: nobody can join it again."""
@@ -122,6 +123,16 @@ class Host(Protocol):
         self, conference: Conference, role: str, name: str | None, expires_in: float
     ) -> tuple[str, str]:
         """Store a new invitation; returns its token (shown once) and expiry (ISO 8601)."""
+
+    async def access_list(self, conference: Conference) -> m.AccessList:
+        """The meeting's open invitations and blocks, newest first."""
+
+    async def revoke_invitation(self, conference: Conference, invitation_id: str) -> bool:
+        """Delete an invitation by its ``access`` id; False if there is none such."""
+
+    async def unblock(self, conference: Conference, block_id: str) -> tuple[str, str | None] | None:
+        """Lift a block by its ``access`` id: ``(kind, account id or None)``, or None if
+        there is none such."""
 
     def audit(
         self,
@@ -967,7 +978,7 @@ class Conference:
             target = self._target(participant_id)
             blocked = False
             if block:
-                blocked = await self._host.block(self, target.account, target.guest_id)
+                blocked = await self._host.block(self, target.account, target.guest_id, target.name)
             target.gone = True
             target.send(m.Removed(by=actor.id, blocked=blocked))
             if target.outbox is not None:
@@ -1016,6 +1027,29 @@ class Conference:
         token, expires_at = await self._host.invite(self, role, name, expires_in)
         self._audit("invitation_created", actor=actor.id, role=role, expires_at=expires_at)
         return m.InvitationCreated(token=token, role=role, name=name, expires_at=expires_at)  # type: ignore[arg-type]
+
+    async def list_access(self, actor: Member) -> m.AccessList:
+        """The open invitations and the blocks, for a moderator's list."""
+        self._require(actor, Action.LIST_ACCESS)
+        return await self._host.access_list(self)
+
+    async def revoke_invitation(self, actor: Member, invitation_id: str) -> None:
+        """A moderator revokes an invitation: from now on its link is ``invalid_invite``
+        (someone already in the meeting with it stays)."""
+        self._require(actor, Action.REVOKE_INVITATION)
+        if not await self._host.revoke_invitation(self, invitation_id):
+            raise SignallingError("no such invitation (expired or revoked)", "not_found")
+        self._audit("invitation_revoked", actor=actor.id)
+
+    async def unblock(self, actor: Member, block_id: str) -> None:
+        """A moderator lifts a block: that account or browser may join again."""
+        self._require(actor, Action.UNBLOCK)
+        lifted = await self._host.unblock(self, block_id)
+        if lifted is None:
+            raise SignallingError("nobody is blocked with this id", "not_found")
+        kind, account = lifted
+        by = "account" if kind == "account" else "guest_id"  # as in participant_blocked
+        self._audit("participant_unblocked", actor=actor.id, subject=account, by=by)
 
     async def invite_proof(self, member: Member, proof: str) -> None:
         """Publish ``member``'s invitation proof; moderators' browsers check it (E2EE)."""

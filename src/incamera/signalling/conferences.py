@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -25,6 +26,7 @@ from incamera.rooms import Role
 from incamera.rooms.access import AccessPolicy, Argon2PinHasher, PinHasher, new_secret
 from incamera.server.meetings import MeetingClosed, MeetingNotFound
 
+from . import messages as m
 from .conference import RESUME_WINDOW, Conference, Member, Outbox, new_participant_id
 from .errors import SignallingError
 
@@ -33,6 +35,18 @@ if TYPE_CHECKING:
     from incamera.server.registry import MeetingRegistry
 
 log = structlog.get_logger(__name__)
+
+
+def block_digest(meeting_id: str, kind: str, subject: str) -> str:
+    """A block's id in ``access``: SHA-256 hex of ``meeting:kind:subject``. For a guest the
+    subject is their browser's ``incamera_guest`` id, a bearer secret that must not leave
+    the server; this digest names the block without revealing it (and, with the meeting in
+    it, without linking the same browser's blocks in two meetings)."""
+    return hashlib.sha256(f"{meeting_id}:{kind}:{subject}".encode()).hexdigest()
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class AuditSink(Protocol):
@@ -181,11 +195,13 @@ class Conferences:
         await self._registry.set_policy(conference.meeting_id, policy)
 
     async def block(
-        self, conference: Conference, account: str | None, guest_id: str | None
+        self, conference: Conference, account: str | None, guest_id: str | None, name: str
     ) -> bool:
         if account is None and guest_id is None:
             return False
-        await self._registry.block(conference.meeting_id, account_id=account, guest_id=guest_id)
+        await self._registry.block(
+            conference.meeting_id, account_id=account, guest_id=guest_id, name=name or None
+        )
         return True
 
     async def end(self, conference: Conference) -> None:
@@ -197,7 +213,44 @@ class Conferences:
         token = new_secret()
         expires_at = self._registry.now() + timedelta(seconds=expires_in)
         await self._registry.add_invitation(conference.meeting_id, token, role, name, expires_at)
-        return token, expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return token, _iso(expires_at)
+
+    async def access_list(self, conference: Conference) -> m.AccessList:
+        invitations = await self._registry.list_invitations(conference.meeting_id)
+        blocks = await self._registry.list_blocks(conference.meeting_id)
+        return m.AccessList(
+            invitations=[
+                m.InvitationInfo(
+                    id=i.token_hash,
+                    role="moderator" if i.role == "moderator" else "participant",
+                    name=i.name,
+                    expires_at=_iso(i.expires_at),
+                )
+                for i in invitations
+            ],
+            blocks=[
+                m.BlockInfo(
+                    id=block_digest(conference.meeting_id, b.kind, b.subject),
+                    name=b.name,
+                    kind=b.kind,
+                    since=_iso(b.created_at),
+                )
+                for b in blocks
+            ],
+        )
+
+    async def revoke_invitation(self, conference: Conference, invitation_id: str) -> bool:
+        return await self._registry.revoke_invitation(conference.meeting_id, invitation_id)
+
+    async def unblock(self, conference: Conference, block_id: str) -> tuple[str, str | None] | None:
+        # The id is a digest: find the block it names among the meeting's (a handful).
+        meeting_id = conference.meeting_id
+        for block in await self._registry.list_blocks(meeting_id):
+            if block_digest(meeting_id, block.kind, block.subject) == block_id:
+                if not await self._registry.unblock(meeting_id, block.kind, block.subject):
+                    return None  # another moderator was faster
+                return block.kind, block.subject if block.kind == "account" else None
+        return None
 
     def audit(
         self,

@@ -31,6 +31,7 @@ ErrorCode = Literal[
     "denied",
     "last_moderator",
     "unknown_participant",
+    "not_found",  # an invitation or block id the meeting does not have (any more)
     # the join decision (incamera.rooms.access)
     "meeting_locked",
     "sign_in_required",

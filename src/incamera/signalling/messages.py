@@ -361,6 +361,27 @@ class Invite(ClientMessage):
     )
 
 
+class ListAccess(ClientMessage):
+    """A moderator asks for the open invitations and the blocks (the reply carries
+    ``access``)."""
+
+    type: Literal["list_access"] = "list_access"
+
+
+class RevokeInvitation(ClientMessage):
+    """A moderator revokes an invitation: its link stops working (``id`` from ``access``)."""
+
+    type: Literal["revoke_invitation"] = "revoke_invitation"
+    id: Id
+
+
+class Unblock(ClientMessage):
+    """A moderator lets a blocked person join again (``id`` from ``access``)."""
+
+    type: Literal["unblock"] = "unblock"
+    id: Id
+
+
 class InviteProof(ClientMessage):
     """E2EE: the proof (HMAC-SHA256, base64url) that this participant holds the key of the
     personal invitation it joined with; everyone gets it in ``participant.invite_proof``."""
@@ -393,7 +414,10 @@ AnyClientMessage = Annotated[
     | SetRole
     | EndMeeting
     | Invite
-    | InviteProof,
+    | InviteProof
+    | ListAccess
+    | RevokeInvitation
+    | Unblock,
     Field(discriminator="type"),
 ]
 
@@ -474,6 +498,31 @@ class InvitationCreated(BaseModel):
     expires_at: str  # ISO 8601, UTC
 
 
+class InvitationInfo(BaseModel):
+    """An open invitation in ``access``: ``id`` is the SHA-256 of its token (not the token)."""
+
+    id: str
+    role: RoleName
+    name: str | None = None
+    expires_at: str  # ISO 8601, UTC
+
+
+class BlockInfo(BaseModel):
+    """A block in ``access``: ``id`` is an opaque digest (never the guest's browser id)."""
+
+    id: str
+    name: str | None = None  # the display name when removed (unknown for old blocks)
+    kind: Literal["account", "guest"]
+    since: str  # ISO 8601, UTC
+
+
+class AccessList(BaseModel):
+    """The reply to ``list_access``: open invitations and blocks, newest first."""
+
+    invitations: list[InvitationInfo]
+    blocks: list[BlockInfo]
+
+
 class Reply(Message):
     type: Literal["reply"] = "reply"
     omit_none: ClassVar[bool] = True
@@ -481,6 +530,7 @@ class Reply(Message):
     ok: Literal[True] = True
     sdp: str | None = None  # the answer, for ``publish``
     invitation: InvitationCreated | None = None  # for ``invite``
+    access: AccessList | None = None  # for ``list_access``
 
 
 class Pong(Message):
@@ -658,10 +708,12 @@ def encode(message: Message) -> str:
 __all__ = [
     "PROTOCOL_VERSIONS",
     "AccessInfo",
+    "AccessList",
     "ActiveSpeaker",
     "Admit",
     "AnyClientMessage",
     "AnyServerMessage",
+    "BlockInfo",
     "Chat",
     "ChatMessage",
     "ChatPosted",
@@ -673,9 +725,11 @@ __all__ = [
     "Error",
     "Hand",
     "Hello",
+    "InvitationInfo",
     "KeyFrame",
     "Layer",
     "Leave",
+    "ListAccess",
     "LobbyEntry",
     "LobbyUpdate",
     "LobbyWait",
@@ -705,12 +759,14 @@ __all__ = [
     "Removed",
     "Reply",
     "RestartIce",
+    "RevokeInvitation",
     "SetPolicy",
     "SetRole",
     "Source",
     "Subscribe",
     "SubscribeAnswer",
     "TrackInfo",
+    "Unblock",
     "Welcome",
     "b64decode",
     "b64encode",

@@ -201,6 +201,12 @@ class Session:
                     member, message.role, message.name, message.expires_in_seconds
                 )
                 return {"invitation": invitation}
+            case m.ListAccess():
+                return {"access": await conference.list_access(member)}
+            case m.RevokeInvitation():
+                await conference.revoke_invitation(member, message.id)
+            case m.Unblock():
+                await conference.unblock(member, message.id)
             case m.Ping():
                 self.outbox.send(m.Pong())
             case m.Leave():
