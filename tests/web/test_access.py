@@ -10,6 +10,8 @@
 - A personal invitation created in the meeting skips the lobby and the PIN and its holder
   gets the keys on the proof of the link's key; without that key a moderator lets them into
   the encrypted meeting from the people list.
+- Invitations and blocks in the settings panel: a revoked invitation's link is refused; a
+  participant removed with a block is listed by name, and once allowed again can rejoin.
 - Single sign-on against a real OpenID provider: an "organisation only" meeting refuses a
   guest and admits the signed-in user.
 """
@@ -277,6 +279,90 @@ async def test_moderator_actions_take_effect_in_the_other_browsers(
     )
     gone = await meeting_server.client.get(f"/api/meetings/{meeting}")
     assert gone.status_code == 410
+
+
+async def access_rows(page: MeetingPage, list_id: str) -> list[str]:
+    rows: list[str] = await page.evaluate(
+        "(id) => [...document.querySelectorAll(`#${id} li`)].map((li) => li.innerText)", list_id
+    )
+    return rows
+
+
+async def test_a_moderator_revokes_an_invitation_and_lets_a_blocked_person_in_again(
+    meeting_server: MeetingServer, open_page: Callable[..., Awaitable[MeetingPage]]
+) -> None:
+    meeting, key = await create(meeting_server, {})
+    ada = await open_page(meeting_server.meeting_url(meeting, "Ada", mod=key), "Ada")
+    await ada.wait_joined()
+    linus = await open_page(meeting_server.meeting_url(meeting, "Linus"), "Linus")
+    await linus.wait_joined()
+    ada.page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+
+    # The settings panel lists what is open: nothing yet.
+    await ada.page.locator("#btn-settings").click()
+    await poll(
+        lambda: access_rows(ada, "invitation-list"),
+        lambda rows: rows == ["No open invitations."],
+        what="Ada's empty invitation list",
+    )
+    assert await access_rows(ada, "block-list") == ["Nobody is blocked."]
+
+    # A new invitation is listed (with its role); revoked, its link is refused.
+    await ada.page.locator("#invite-name").fill("Ines")
+    await ada.page.locator('#invite-form button[type="submit"]').click()
+    link = await poll(
+        lambda: ada.evaluate("() => document.getElementById('invite-url').value"),
+        lambda value: "#invite=" in value,
+        what="Ada's invitation link",
+    )
+    rows = await poll(
+        lambda: access_rows(ada, "invitation-list"),
+        lambda rows: len(rows) == 1 and "Ines" in rows[0],
+        what="the invitation listed",
+    )
+    assert "Participant" in rows[0] and "valid until" in rows[0]
+    await ada.page.locator(
+        '#invitation-list button[data-action="revoke-invitation"][data-id]'
+    ).click()
+    await poll(
+        lambda: access_rows(ada, "invitation-list"),
+        lambda rows: rows == ["No open invitations."],
+        what="the invitation gone from the list",
+    )
+    ines = await open_page(f"{link}&name=Ines&autojoin=1", "Ines")
+    await poll(lambda: screen_text(ines), lambda s: "revoked" in s, what="Ines refused")
+
+    # Linus is removed with a block: listed by name as a guest; allowed again, he rejoins.
+    await ada.page.keyboard.press("p")
+    linus_id = next(p["id"] for p in (await ada.state())["participants"] if p["name"] == "Linus")
+    await ada.page.locator(
+        f'#people-list li[data-participant="{linus_id}"] button[data-action="remove"]'
+    ).click()
+    await poll(lambda: screen_text(linus), lambda s: "removed" in s, what="Linus removed")
+    await ada.page.locator("#btn-settings").click()
+    rows = await poll(
+        lambda: access_rows(ada, "block-list"),
+        lambda rows: len(rows) == 1 and "Linus" in rows[0],
+        what="Linus listed as blocked",
+    )
+    assert "guest" in rows[0] and "since" in rows[0]
+    await linus.page.reload()
+    await poll(
+        lambda: screen_text(linus), lambda s: "cannot join again" in s, what="Linus still out"
+    )
+    await ada.page.locator('#block-list button[data-action="unblock"][data-id]').click()
+    await poll(
+        lambda: access_rows(ada, "block-list"),
+        lambda rows: rows == ["Nobody is blocked."],
+        what="the block lifted",
+    )
+    await linus.page.reload()
+    await linus.wait_joined()
+    await poll(
+        lambda: ada.state(),
+        lambda s: "Linus" in {p["name"] for p in s["participants"]},
+        what="Linus back for Ada",
+    )
 
 
 @dataclass

@@ -31,6 +31,7 @@ import { Publisher, Subscriber } from "./media.js";
 import {
   isModerator,
   participantActions,
+  renderAccessLists,
   renderLobby,
   renderModeratorControls,
   roleTags,
@@ -62,6 +63,7 @@ const state = {
   encrypted: null, // null until the welcome; true: E2EE meeting; false: NOT end-to-end encrypted
   policy: null, // the meeting's access policy (welcome.policy, `policy` messages)
   lobby: [], // moderators: the people waiting to be let in
+  access: null, // moderators: open invitations and blocks (the `list_access` reply), once loaded
   endReason: null, // "removed" | "ended" once the server said so
 };
 const local = { mic: null, camera: null, screen: null, stream: new MediaStream() };
@@ -697,7 +699,10 @@ function onMessage(message) {
     case "participant_updated": {
       const p = message.participant;
       if (state.self && p.id === state.self.id) {
-        if (isModerator(p) && !isModerator(state.self)) toast(t("mod.roleModerator"));
+        const promoted = isModerator(p) && !isModerator(state.self);
+        if (promoted) toast(t("mod.roleModerator"));
+        if (!isModerator(p)) state.access = null;
+        if (promoted && state.panel === "settings") queueMicrotask(loadAccessLists);
         // Our own toggles are decided here; take the rest from the server.
         state.self = {
           ...p,
@@ -1054,6 +1059,7 @@ function togglePanel(name, { focus = true } = {}) {
     $(`${panel}-panel`).hidden = state.panel !== panel;
     $(button).setAttribute("aria-expanded", String(state.panel === panel));
   }
+  if (opening && state.panel === "settings") loadAccessLists();
   if (state.panel === "chat") {
     state.unread = 0;
     renderChat();
@@ -1286,7 +1292,9 @@ function lobbyWithholds() {
 const moderationActions = {
   confirm: (text) => window.confirm(text),
   moderate: (p, action, extra = {}) =>
-    requestOrToast("moderate", { action, participant: p.id, ...extra }),
+    requestOrToast("moderate", { action, participant: p.id, ...extra })?.then((reply) => {
+      if (reply && extra.block) loadAccessLists(); // the blocked person is listed now
+    }),
   setRole: (p, role) => requestOrToast("set_role", { participant: p.id, role }),
   admit: (person) => admit(person),
   // Someone in the meeting whom the group does not add without a moderator (they skipped
@@ -1294,7 +1302,33 @@ const moderationActions = {
   encryptionAdmit: (person) =>
     e2ee?.admit(person).catch((err) => toast(t("toast.error", { reason: err?.message || String(err) }))),
   deny: (person) => requestOrToast("deny", { participant: person.id }),
+  revokeInvitation: (invitation) =>
+    requestOrToast("revoke_invitation", { id: invitation.id })?.then((reply) => {
+      if (reply) toast(t("accessList.revoked"));
+      loadAccessLists();
+    }),
+  unblock: (block) =>
+    requestOrToast("unblock", { id: block.id })?.then((reply) => {
+      if (reply) toast(t("accessList.unblocked", { name: block.name || t("accessList.unknownName") }));
+      loadAccessLists();
+    }),
 };
+
+/** Moderators: (re)load the open invitations and blocks for the settings panel. */
+function loadAccessLists() {
+  if (!signalling || !state.joined || !isModerator(state.self)) return;
+  signalling
+    .request("list_access", {})
+    .then((reply) => {
+      if (!isModerator(state.self)) return;
+      state.access = reply.access;
+      renderModeration();
+    })
+    .catch((err) => {
+      console.warn("incamera: list_access failed", err);
+      toast(t("accessList.failed"));
+    });
+}
 
 function checkInvitations() {
   e2ee?.checkInvitations().catch((err) => console.warn("incamera: invitation check failed", err));
@@ -1373,6 +1407,7 @@ function renderModeration() {
       bar: $("moderator-bar"),
       form: $("access-form"),
       invite: $("invite-form"),
+      lists: $("access-lists"),
       lock: $("btn-lock"),
       lobby: $("access-lobby"),
       membersOnly: $("access-members-only"),
@@ -1381,6 +1416,11 @@ function renderModeration() {
     },
     state.policy,
     moderator,
+  );
+  renderAccessLists(
+    { invitations: $("invitation-list"), blocks: $("block-list") },
+    moderator ? state.access : null,
+    moderationActions,
   );
 }
 
@@ -1432,6 +1472,7 @@ function bindModeration() {
       $("invite-result").hidden = false;
       $("invite-name").value = "";
       $("invite-url").select();
+      loadAccessLists();
     });
   });
   $("invite-copy").addEventListener("click", async () => {

@@ -1,11 +1,12 @@
 // Moderation in the meeting page: the waiting list (lobby) with "let in"/"decline", the
 // per-person actions (mute, stop video, remove, roles), the moderator bar (mute everyone,
-// lock, end for everyone) and the access settings. Rendering only: every action goes to
-// the `actions` callbacks, which send the signalling requests (docs/protocol.md, "Access
-// and moderation"). The server enforces all of it; the buttons are just the way in.
+// lock, end for everyone), the access settings and the list of open invitations and
+// blocks (revoke / allow again). Rendering only: every action goes to the `actions`
+// callbacks, which send the signalling requests (docs/protocol.md, "Lobby and
+// moderation"). The server enforces all of it; the buttons are just the way in.
 
 import { h } from "./dom.js";
-import { t } from "./i18n.js";
+import { language, t } from "./i18n.js";
 
 /** Whether `participant` is a moderator. */
 export const isModerator = (participant) => participant?.role === "moderator";
@@ -76,6 +77,7 @@ export function renderModeratorControls(elements, policy, moderator) {
   elements.bar.hidden = !moderator;
   elements.form.hidden = !moderator;
   elements.invite.hidden = !moderator;
+  elements.lists.hidden = !moderator;
   if (!policy) return;
   elements.lock.setAttribute("aria-pressed", String(Boolean(policy.locked)));
   elements.lock.textContent = t(policy.locked ? "mod.unlock" : "mod.lock");
@@ -86,8 +88,76 @@ export function renderModeratorControls(elements, policy, moderator) {
   elements.pin.placeholder = policy.pin_set ? "••••" : "";
 }
 
-function button(text, action, onClick) {
-  const el = h("button", { type: "button", class: "secondary small", dataset: { action }, text });
+let renderedAccess = { access: undefined, language: null };
+
+/** The moderators' list of open invitations and blocks (the `access` reply of
+ * `list_access`; null: not loaded yet), with "revoke" and "allow again" per row. */
+export function renderAccessLists({ invitations, blocks }, access, actions) {
+  // Only when the list or the language changed: a re-render would take the keyboard focus
+  // off a button whenever someone joins or unmutes.
+  if (renderedAccess.access === access && renderedAccess.language === language()) return;
+  renderedAccess = { access, language: language() };
+  if (!access) {
+    invitations.replaceChildren();
+    blocks.replaceChildren();
+    return;
+  }
+  const when = new Intl.DateTimeFormat(language(), { dateStyle: "medium", timeStyle: "short" });
+  const date = (iso) => when.format(new Date(iso));
+  invitations.replaceChildren(
+    ...(access.invitations.length === 0
+      ? [h("li", { class: "hint", text: t("accessList.noInvitations") })]
+      : access.invitations.map((invitation) => {
+          const name = invitation.name || t("accessList.noName");
+          const role = t(invitation.role === "moderator" ? "invite.moderator" : "invite.participant");
+          return h(
+            "li",
+            { dataset: { invitation: invitation.id } },
+            h(
+              "span",
+              { class: "who" },
+              name,
+              h("small", { text: `${role} · ${t("accessList.expires", { date: date(invitation.expires_at) })}` }),
+            ),
+            button(t("accessList.revoke"), "revoke-invitation", () => actions.revokeInvitation(invitation), {
+              id: invitation.id,
+              label: t("accessList.revokeLabel", { name }),
+            }),
+          );
+        })),
+  );
+  blocks.replaceChildren(
+    ...(access.blocks.length === 0
+      ? [h("li", { class: "hint", text: t("accessList.noBlocks") })]
+      : access.blocks.map((block) => {
+          const name = block.name || t("accessList.unknownName");
+          const kind = t(block.kind === "guest" ? "people.guest" : "accessList.signedIn");
+          return h(
+            "li",
+            { dataset: { block: block.id } },
+            h(
+              "span",
+              { class: "who" },
+              name,
+              h("small", { text: `${kind} · ${t("accessList.since", { date: date(block.since) })}` }),
+            ),
+            button(t("accessList.unblock"), "unblock", () => actions.unblock(block), {
+              id: block.id,
+              label: t("accessList.unblockLabel", { name }),
+            }),
+          );
+        })),
+  );
+}
+
+function button(text, action, onClick, { id, label } = {}) {
+  const el = h("button", {
+    type: "button",
+    class: "secondary small",
+    dataset: id === undefined ? { action } : { action, id },
+    "aria-label": label,
+    text,
+  });
   el.addEventListener("click", onClick);
   return el;
 }

@@ -28,6 +28,8 @@ export const JOIN_REFUSALS = new Set([
   "removed",
   "rate_limited",
   "denied",
+  "invalid_invite",
+  "invalid_moderator_key",
 ]);
 // WebSocket close codes of the server (incamera.signalling.session) that end the session.
 const FATAL_CLOSE = {
