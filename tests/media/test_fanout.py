@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -16,7 +18,8 @@ from incamera.bench.peer import SyntheticPeer, connect_peers_async
 from incamera.bench.vp8_source import Vp8Source, vp8_parameters
 from incamera.media import udp_batch
 from incamera.media.consumer import Consumer
-from incamera.media.producer import Producer
+from incamera.media.producer import Producer, template_payload_offset
+from incamera.media.rtp_parameters import Encoding, MediaKind
 from incamera.media.worker import Worker
 
 SSRC = 0x1234
@@ -200,3 +203,89 @@ async def test_cached_destinations_are_dropped_when_the_address_cache_is_emptied
     await setup.drain()
     assert [len(r) for r in setup.received] == [20] * FANOUT
     assert setup.worker.counters.send_errors == 0
+
+
+class PictureIdSink(Sink):
+    """A reference consumer's output with the VP8 picture id after its patch."""
+
+    def __call__(self, template, ssrc, seq, ts, now, patch=None) -> None:  # type: ignore[no-untyped-def]
+        packet = bytearray(template) + bytes(64)  # room as in a send slot
+        if patch is not None:
+            patch(memoryview(packet))
+        self.packets.append((seq, struct.unpack_from("!H", packet, VIDEO_PAYLOAD + 2)[0]))
+
+
+VIDEO_PAYLOAD = template_payload_offset(MediaKind.VIDEO)
+
+
+async def test_after_a_layer_switch_picture_ids_are_rewritten_as_on_packet_does() -> None:
+    worker = Worker(0, "127.0.0.1", 0)
+    await worker.start()
+    router_id = worker.create_router()
+    info = worker.create_transport(router_id)
+    publisher = SyntheticPeer(info, name="publisher")
+    worker.connect_transport(info.id, publisher.dtls_parameters, publisher.ufrag)
+    ssrcs = (0x1111, 0x2222)
+    single = vp8_parameters(ssrcs[0])
+    params = replace(single, encodings=tuple(Encoding(ssrc=s) for s in ssrcs))
+    producer_id = worker.produce(info.id, params)
+    subscribers, ids = [], []
+    for i in range(2):
+        info = worker.create_transport(router_id)
+        peer = SyntheticPeer(info, name=f"subscriber{i}")
+        worker.connect_transport(info.id, peer.dtls_parameters, peer.ufrag)
+        ids.append(worker.consume(info.id, producer_id, mid="0").id)
+        subscribers.append(peer)
+    try:
+        await connect_peers_async([publisher, *subscribers], timeout=20)
+        producer = worker.producers[producer_id]
+        sink = PictureIdSink()
+        ref = Consumer("ref", producer, worker.consumers[ids[0]].rtp_parameters, sink)
+        producer.consumers.append(ref)
+        producer.invalidate_fanout()
+        sources = [Vp8Source(s, 200) for s in ssrcs]
+        ts = 0
+
+        def feed(frames: int) -> None:
+            nonlocal ts
+            assert publisher.srtp is not None
+            for _ in range(frames):
+                ts += 3000
+                for source in sources:
+                    packet = publisher.srtp.protect(source.next_packet(ts))
+                    worker.datagram_received(packet, publisher.local_addr)
+            worker._flush()
+
+        feed(10)  # layer 0 from its first key frame
+        for consumer_id in ids:
+            # The bandwidth allocation (the worker's timer) must not hold them back.
+            worker.consumers[consumer_id].allowed_layer = 1
+            worker.set_preferred_layer(consumer_id, 1)
+        ref.set_preferred_layer(1)
+        ref.choose_target(time.monotonic())
+        feed(3)
+        sources[1].request_keyframe()
+        feed(10)  # switched to layer 1 on its key frame; picture ids rewritten from there
+        consumers = [worker.consumers[i] for i in ids]
+        assert all(c.current_layer == 1 and c._vp8_active for c in [*consumers, ref])
+        fast, _slow, _ = producer.streams[1].fanout  # type: ignore[misc]
+        assert {entry[0] for entry in fast} == set(consumers)
+        await asyncio.sleep(0.05)
+        for peer in subscribers:
+            assert peer.srtp is not None
+            got = []
+            while True:
+                try:
+                    data = peer.sock.recv(2048)
+                except BlockingIOError:
+                    break
+                if 127 < data[0] < 192 and not 191 < data[1] < 224:
+                    plain = peer.srtp.unprotect(data)
+                    seq = struct.unpack_from("!H", plain, 2)[0]
+                    got.append((seq, struct.unpack_from("!H", plain, VIDEO_PAYLOAD + 2)[0]))
+            assert got == sink.packets
+    finally:
+        publisher.close()
+        for peer in subscribers:
+            peer.close()
+        await worker.close()

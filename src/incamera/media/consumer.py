@@ -33,7 +33,7 @@ HISTORY_MASK = HISTORY - 1
 
 # One steady-state consumer in a producer stream's fan-out table (see ``fast_entry``):
 # (consumer, history lists (seq, source, timestamp), SSRC, sequence offset, timestamp
-# offset) followed by its transport's part (``Transport.fast_parts``).
+# offset, VP8 rewriter or None) followed by its transport's part (``Transport.fast_parts``).
 FastEntry = tuple[object, ...]
 
 _pack_seq_ts_ssrc = struct.Struct("!HII").pack_into
@@ -177,7 +177,7 @@ class Consumer:
     def fast_entry(self, layer: int) -> FastEntry | None:
         """This consumer's entry in the fan-out table of the producer's ``layer``, or None
         when a packet of that layer needs ``on_packet``'s decisions (paused, closed, not
-        forwarding that layer, picture ids rewritten, no transport able to send).
+        forwarding that layer, no transport able to send).
 
         The entry holds what does not change from packet to packet; whatever changes it
         (pause, layer switch, close, the transport's address or keys) invalidates the
@@ -189,7 +189,7 @@ class Consumer:
             or self.closed
             or self.current_layer != layer
             or not self._started
-            or self._vp8_active
+            or (self._vp8_active and self._switched)  # the switch packet is on_packet's
         ):
             return None
         parts = transport.fast_parts()
@@ -203,6 +203,8 @@ class Consumer:
             self.ssrc,
             self._seq_offset,
             self._ts_offset,
+            # picture ids rewritten (from the first layer switch on), as _patch_vp8 would
+            self._vp8 if self._vp8_active else None,
             *parts,
         )
 

@@ -274,8 +274,9 @@ class Producer:
                     seq,
                     timestamp,
                     (stream.layer << 16) | seq,
-                    len(template) - self._payload_offset,
+                    self._payload_offset,
                     self._ext_word,
+                    keyframe,
                     now,
                 )
             else:  # reordered (or the first packet): each consumer decides

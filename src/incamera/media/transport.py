@@ -452,8 +452,9 @@ class Transport:
         seq: int,
         timestamp: int,
         source: int,
-        payload_length: int,
+        payload_offset: int,
         ext_word: int,
+        keyframe: bool,
         now: float,
     ) -> None:
         """Forward one packet of a producer stream to every consumer in ``entries`` (the
@@ -461,7 +462,8 @@ class Transport:
         seen). Per consumer, exactly what ``Consumer.on_packet`` and ``send_rtp`` do in that
         state, with everything that does not change per packet bound in the entry: the
         rewritten sequence number and timestamp, the NACK history, the consumer's
-        counters, the subscriber transport's TWCC record, SRTP in the send slot, and the
+        counters, the subscriber transport's TWCC record, the VP8 picture id rewriting once
+        a consumer has switched layers, SRTP in the send slot, and the
         slot's destination and length for the batch ``sendmmsg``. The shared parts (the
         I/O slots, the counters) are the worker's, the same for every transport."""
         io = self._io
@@ -472,6 +474,7 @@ class Transport:
         slots = io.slots
         slot = io.pending
         length = len(template)
+        payload_length = length - payload_offset
         protect = srtp_protect_raw
         sent = 0
         for (
@@ -482,6 +485,7 @@ class Transport:
             ssrc,
             seq_offset,
             ts_offset,
+            rewriter,
             estimator,
             sent_seq,
             sent_time,
@@ -516,6 +520,11 @@ class Transport:
             sent_time[record] = now
             sent_size[record] = length
             _pack_head(view, 2, out_seq, out_ts, ssrc, ext_word, _TWCC_ELEMENT, twcc)
+            if rewriter is not None:  # Consumer._patch_vp8 in the steady state
+                try:  # noqa: SIM105 - per packet: a try costs nothing, suppress() a call
+                    rewriter.rewrite_packet(view, payload_offset, keyframe=keyframe, switched=False)
+                except (ParseError, ValueError):
+                    pass  # an unreadable descriptor is forwarded as it is
             size[0] = length
             rc = protect(context, pointers[slot], size)
             if rc:
