@@ -29,3 +29,10 @@ export { unprotectPrivateMessage } from "ts-mls/messageProtection.js";
 // verification and the §7.8 tree hash, to check them on the RFC test vectors and tampered trees.
 export { verifyParentHashes } from "ts-mls/parentHash.js";
 export { treeHash } from "ts-mls/treeHash.js";
+// SHA-256, HMAC and HKDF computed synchronously in JavaScript for the MLS key schedule and
+// secret tree (src/incamera/web/e2ee/mls.js, fastHashing): WebCrypto's per-call asynchronous
+// round trip costs far more than these small hashes (about 3,000 HMACs per epoch at 500
+// members).
+export { sha256 } from "@noble/hashes/sha2.js";
+export { hmac } from "@noble/hashes/hmac.js";
+export { extract as hkdfExtract, expand as hkdfExpand } from "@noble/hashes/hkdf.js";

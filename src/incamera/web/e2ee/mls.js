@@ -136,8 +136,42 @@ function keyBytes(key) {
 /** @type {Promise<any> | undefined} */
 let suitePromise;
 function cipherSuite() {
-  suitePromise ??= M.getCiphersuiteImpl(M.getCiphersuiteFromName(CIPHER_SUITE));
+  suitePromise ??= M.getCiphersuiteImpl(M.getCiphersuiteFromName(CIPHER_SUITE)).then(fastHashing);
   return suitePromise;
+}
+
+/**
+ * The cipher suite with its hash (SHA-256, HMAC) and KDF (HKDF-SHA256) computed synchronously
+ * by @noble/hashes (audited, bundled) instead of WebCrypto. Same functions, same results
+ * (tests/js/mls.test.mjs compares them); the reason is speed: every WebCrypto call is an
+ * asynchronous round trip to another thread (and an importKey for each HMAC), which costs
+ * far more than hashing a few dozen bytes, and an epoch change derives the whole secret tree:
+ * about 3,000 HMACs and 1,000 digests at 500 members, most of a joiner's wait. HPKE,
+ * signatures and AEAD stay on WebCrypto.
+ */
+export function fastHashing(cs) {
+  const tag = (key, data) => M.hmac(M.sha256, key, data);
+  return {
+    ...cs,
+    hash: {
+      digest: async (data) => M.sha256(data),
+      mac: async (key, data) => tag(key, data),
+      verifyMac: async (key, mac, data) => constantTimeEqual(tag(key, data), mac),
+    },
+    kdf: {
+      extract: async (salt, ikm) => M.hkdfExtract(M.sha256, ikm, salt),
+      expand: async (prk, info, length) => M.hkdfExpand(M.sha256, prk, info, length),
+      size: cs.kdf.size,
+    },
+  };
+}
+
+/** Equal length and bytes, in time that depends only on the length. */
+function constantTimeEqual(a, b) {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
 }
 
 /**
