@@ -256,6 +256,23 @@ def test_removal_is_at_once_and_takes_the_pending_adds_along() -> None:
     assert [pid for pid, x in sends if isinstance(x, CommitOut)] == ["cy"]  # not to bo
 
 
+def test_a_removal_does_not_make_the_next_joiner_wait() -> None:
+    h, _ = started("ann", "bo", "cy")
+    h.clock.t += ADD_INTERVAL  # the adds of the start are long done
+    h.answer(h.ds.leave("bo"))  # a removal alone, committed at once
+    assert h.ds.members == ["ann", "cy"]
+    h.clock.t += 0.1
+    # Di arrives just after the removal: her add is handed out at once...
+    sends = h.join("di")
+    assert tasks(sends) == [("ann", Task(add=(("di", h.kps["di"]),), epoch=3))]
+    h.answer(sends)
+    assert h.ds.members == ["ann", "cy", "di"]
+    # ...but the next joiner after an add waits for the batch.
+    h.clock.t += 0.1
+    assert tasks(h.join("ed")) == []
+    assert h.ds.next_deadline() == pytest.approx(h.clock.t - 0.1 + ADD_INTERVAL)
+
+
 def test_update_after_fifteen_minutes_without_a_commit() -> None:
     h, _ = started("ann", "bo")
     assert h.ds.next_deadline() == h.clock.t + UPDATE_AFTER

@@ -16,7 +16,8 @@ What it does (RFC 9420 leaves ordering to the delivery service, §14):
   gives it a task: create, add the pending key packages, remove members who left, or
   update. A task unanswered for :data:`TASK_TIMEOUT` seconds goes to the next member.
   Adds are handed out at most once per :data:`ADD_INTERVAL` since the last accepted
-  commit (batching); removals at once; an ``update`` after :data:`UPDATE_AFTER` without a
+  commit that added someone (batching; a removal does not make the next joiner wait);
+  removals at once; an ``update`` after :data:`UPDATE_AFTER` without a
   commit;
 - keeps messages for a member whose connection dropped until it resumes;
 - stores public material only: key packages, the latest GroupInfo and ratchet tree.
@@ -45,7 +46,7 @@ from .mls_framing import (
 CIPHER_SUITE = 0x0001  # MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
 GROUP_ID_BYTES = 16
 TASK_TIMEOUT = 10.0  # seconds a committer has to answer its task
-ADD_INTERVAL = 1.5  # at most one add commit per this many seconds
+ADD_INTERVAL = 1.5  # at most one commit with adds per this many seconds
 UPDATE_AFTER = 15 * 60.0  # an empty commit after this long without one
 MAX_ADDS_PER_TASK = 50
 MAX_QUEUED_MESSAGES = 1000  # application messages kept for a disconnected member
@@ -153,7 +154,7 @@ class GroupDelivery:
         self._outstanding: _Outstanding | None = None
         self._passed_over: set[str] = set()  # committers that let a task time out
         self._handed: dict[str, bytes] = {}  # key packages given to a committer, not added
-        self._last_commit: float | None = None
+        self._last_add: float | None = None
         self._last_change = now()
 
     # -- queries ---------------------------------------------------------------------------
@@ -192,8 +193,8 @@ class GroupDelivery:
         if self.epoch is None or not self._connected_members():
             return None  # nothing can happen until somebody joins, sends or reconnects
         times = [self._last_change + UPDATE_AFTER]
-        if self._last_commit is not None and self._pending_adds():
-            times.append(self._last_commit + ADD_INTERVAL)
+        if self._last_add is not None and self._pending_adds():
+            times.append(self._last_add + ADD_INTERVAL)
         return min(times)
 
     # -- membership of the meeting ---------------------------------------------------------
@@ -280,7 +281,7 @@ class GroupDelivery:
         self.group_info, self.ratchet_tree = group_info, ratchet_tree
         self._outstanding = None
         self._passed_over.clear()
-        self._last_commit = None  # the first adds need not wait
+        self._last_add = None  # the first adds need not wait
         self._last_change = self.now()
         sends: list[Send] = []
         self._advance(sends)
@@ -335,7 +336,9 @@ class GroupDelivery:
         self.group_info, self.ratchet_tree = group_info, ratchet_tree
         self._outstanding = None
         now = self.now()
-        self._last_commit = self._last_change = now
+        self._last_change = now
+        if added:
+            self._last_add = now
         for recipient in recipients:
             self._send(sends, recipient, CommitOut(epoch, commit, participant_id))
         for pid in added:
@@ -483,7 +486,7 @@ class GroupDelivery:
         self._outstanding = None
         self._handed.clear()
         self._passed_over.clear()
-        self._last_commit = None
+        self._last_add = None
 
     def _advance(self, sends: list[Send]) -> None:
         """Hand over or time out the outstanding task; give out the next one if due."""
@@ -513,9 +516,7 @@ class GroupDelivery:
             return
         remove = tuple(self.pending_removals())
         add = tuple(self._pending_adds())
-        adds_due = bool(add) and (
-            self._last_commit is None or now >= self._last_commit + ADD_INTERVAL
-        )
+        adds_due = bool(add) and (self._last_add is None or now >= self._last_add + ADD_INTERVAL)
         update_due = now >= self._last_change + UPDATE_AFTER
         if remove or adds_due or update_due:
             task = Task(
