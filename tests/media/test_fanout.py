@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import pytest
 
+from incamera.bench.hotpath import fanout_session
 from incamera.bench.peer import SyntheticPeer, connect_peers_async
 from incamera.bench.vp8_source import Vp8Source, vp8_parameters
 from incamera.media import udp_batch
@@ -83,21 +84,7 @@ class Setup:
 
 @pytest.fixture
 async def setup() -> AsyncIterator[Setup]:
-    worker = Worker(0, "127.0.0.1", 0)
-    await worker.start()
-    router_id = worker.create_router()
-    info = worker.create_transport(router_id)
-    publisher = SyntheticPeer(info, name="publisher")
-    worker.connect_transport(info.id, publisher.dtls_parameters, publisher.ufrag)
-    producer_id = worker.produce(info.id, vp8_parameters(SSRC))
-    subscribers = []
-    for i in range(FANOUT):
-        info = worker.create_transport(router_id)
-        peer = SyntheticPeer(info, name=f"subscriber{i}")
-        worker.connect_transport(info.id, peer.dtls_parameters, peer.ufrag)
-        worker.consume(info.id, producer_id, mid="0")
-        subscribers.append(peer)
-    await connect_peers_async([publisher, *subscribers], timeout=20)
+    worker, publisher, subscribers = await fanout_session(FANOUT, SSRC)
     try:
         yield Setup(worker, publisher, subscribers)
     finally:

@@ -56,6 +56,19 @@ async def refused(coro: Any) -> str:
     return caught.value.code
 
 
+async def forwarded_beyond(
+    server: LiveServer, to: SignallingClient, owner: str, source: str, more_than: int
+) -> int:
+    """Wait until the worker has forwarded more than ``more_than`` packets of ``owner``'s
+    ``source`` to ``to``; returns the count."""
+    for _ in range(int(TIMEOUT / 0.05)):
+        count = await sent_to(server, to, owner, source)
+        if count > more_than:
+            return count
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{source} does not flow")
+
+
 async def audit_events(server: LiveServer, link: str) -> list[tuple[str, str | None, str | None]]:
     """(kind, actor, subject) of the meeting's audit events, oldest first."""
     meeting_id = urlsplit(link).path.rsplit("/", 1)[1]
@@ -215,12 +228,7 @@ async def test_moderator_mute_pauses_the_producer_at_once_and_the_owner_may_unmu
         await pat_peer.publish(pat.publisher())
 
         async def flowing(source: str, more_than: int) -> int:
-            for _ in range(int(TIMEOUT / 0.05)):
-                sent = await sent_to(live_server, mo, pat.id, source)
-                if sent > more_than:
-                    return sent
-                await asyncio.sleep(0.05)
-            raise AssertionError(f"{source} does not flow")
+            return await forwarded_beyond(live_server, mo, pat.id, source, more_than)
 
         await mo.wait_for(lambda c: {t.source for t in c.tracks.values()} == {"mic", "camera"})
         await flowing("mic", 50)
@@ -283,12 +291,7 @@ async def test_stop_screen_closes_the_screen_producer_at_once_and_tells_the_shar
         await mo.wait_for(lambda c: c.participants[pat.id].screen_sharing)
 
         async def sent(source: str, more_than: int) -> int:
-            for _ in range(int(TIMEOUT / 0.05)):
-                count = await sent_to(live_server, mo, pat.id, source)
-                if count > more_than:
-                    return count
-                await asyncio.sleep(0.05)
-            raise AssertionError(f"{source} does not flow")
+            return await forwarded_beyond(live_server, mo, pat.id, source, more_than)
 
         await sent("screen", 30)
         assert (await worker_counters(live_server))["producers"] == 2

@@ -37,14 +37,18 @@ from .vp8_source import Vp8Source, vp8_parameters
 BATCH = 128  # input packets between two drains of the subscribers' sockets
 
 
-async def _setup(fanout: int) -> tuple[Worker, SyntheticPeer, list[SyntheticPeer]]:
+async def fanout_session(
+    fanout: int, ssrc: int = 0x1234
+) -> tuple[Worker, SyntheticPeer, list[SyntheticPeer]]:
+    """A started worker with one VP8 publisher and ``fanout`` subscribers of its stream, all
+    real ICE/DTLS/SRTP peers on 127.0.0.1, connected (also used by tests/media)."""
     worker = Worker(0, "127.0.0.1", 0)
     await worker.start()
     router_id = worker.create_router()
     info = worker.create_transport(router_id)
     publisher = SyntheticPeer(info, name="publisher")
     worker.connect_transport(info.id, publisher.dtls_parameters, publisher.ufrag)
-    producer_id = worker.produce(info.id, vp8_parameters(0x1234))
+    producer_id = worker.produce(info.id, vp8_parameters(ssrc))
     subscribers = []
     for i in range(fanout):
         info = worker.create_transport(router_id)
@@ -98,7 +102,7 @@ def _feed(
 
 
 async def run(fanout: int, count: int, size: int, profile: bool) -> str:
-    worker, publisher, subscribers = await _setup(fanout)
+    worker, publisher, subscribers = await fanout_session(fanout)
     try:
         assert publisher.srtp is not None
         source = Vp8Source(0x1234, size)
