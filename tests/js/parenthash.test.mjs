@@ -22,10 +22,11 @@ import {
   CIPHER_SUITE,
   MlsMember,
   MlsSessionError,
-  encodeIdentity,
   toBase64Url,
 } from "../../src/incamera/web/e2ee/mls.js";
 import * as M from "../../src/incamera/web/vendor/ts-mls.js";
+
+import { bareKeyPackage } from "./bare-key-package.mjs";
 
 const ROOT = new URL("../../", import.meta.url);
 const VECTORS = JSON.parse(readFileSync(new URL("tests/vectors/tree-validation.json", ROOT), "utf8"));
@@ -103,14 +104,7 @@ async function buildGroup() {
   await step(a, { adds: [(await member()).keyPackageBytes] });
 
   const joiner = await member();
-  const credential = { credentialType: "basic", identity: encodeIdentity({ id: "raw", name: "Raw" }) };
-  const raw = await M.generateKeyPackage(credential, M.defaultCapabilities(), M.defaultLifetime, [], cs);
-  roster.set("raw", { name: "Raw", deviceKey: toBase64Url(raw.publicPackage.leafNode.signaturePublicKey) });
-  const rawBytes = M.encodeMlsMessage({
-    version: "mls10",
-    wireformat: "mls_key_package",
-    keyPackage: raw.publicPackage,
-  });
+  const { raw, rawBytes } = await bareKeyPackage(cs, roster);
   const last = await step(a, { adds: [joiner.keyPackageBytes, rawBytes] });
   return { a, b, joiner, raw, last, trees };
 }

@@ -17,8 +17,10 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 
-import { CIPHER_SUITE, MlsMember, encodeIdentity, toBase64Url } from "../../src/incamera/web/e2ee/mls.js";
+import { CIPHER_SUITE, MlsMember, toBase64Url } from "../../src/incamera/web/e2ee/mls.js";
 import * as M from "../../src/incamera/web/vendor/ts-mls.js";
+
+import { bareKeyPackage } from "./bare-key-package.mjs";
 
 const ROOT = new URL("../../", import.meta.url);
 const BUNDLE = new URL("src/incamera/web/vendor/ts-mls.js", ROOT);
@@ -99,14 +101,7 @@ async function buildScenario() {
   await join(pair, [x, y]);
 
   const z = await member();
-  const credential = { credentialType: "basic", identity: encodeIdentity({ id: "raw", name: "Raw" }) };
-  const raw = await M.generateKeyPackage(credential, M.defaultCapabilities(), M.defaultLifetime, [], cs);
-  roster.set("raw", { name: "Raw", deviceKey: toBase64Url(raw.publicPackage.leafNode.signaturePublicKey) });
-  const rawBytes = M.encodeMlsMessage({
-    version: "mls10",
-    wireformat: "mls_key_package",
-    keyPackage: raw.publicPackage,
-  });
+  const { raw, rawBytes } = await bareKeyPackage(cs, roster);
   const last = await step(at(6), { adds: [z.keyPackageBytes, rawBytes] });
   return { a, x, y, z, raw, pair, last, members };
 }
