@@ -26,7 +26,7 @@ import {
 } from "../../src/incamera/web/e2ee/mls.js";
 import * as M from "../../src/incamera/web/vendor/ts-mls.js";
 
-import { bareKeyPackage } from "./bare-key-package.mjs";
+import { bareKeyPackage, decodeTree, hex, isParent } from "./tree-support.mjs";
 
 const ROOT = new URL("../../", import.meta.url);
 const VECTORS = JSON.parse(readFileSync(new URL("tests/vectors/tree-validation.json", ROOT), "utf8"));
@@ -36,13 +36,6 @@ const HAVE_UPSTREAM = existsSync(fileURLToPath(new URL("parentHash.js", UPSTREAM
 
 const cs = await M.getCiphersuiteImpl(M.getCiphersuiteFromName(CIPHER_SUITE));
 const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (byte) => parseInt(byte, 16));
-const hex = (bytes) => Buffer.from(bytes).toString("hex");
-const decodeTree = (bytes) => {
-  const decoded = M.decodeRatchetTree(bytes, 0);
-  assert.ok(decoded !== undefined && decoded[1] === bytes.length, "ratchet tree decodes whole");
-  return decoded[0];
-};
-const isParent = (node) => node?.nodeType === "parent";
 const flipped = (bytes, at = 0) => {
   const copy = bytes.slice();
   copy[at % copy.length] ^= 0x01;

@@ -20,7 +20,7 @@ import { Worker } from "node:worker_threads";
 import { CIPHER_SUITE, MlsMember, toBase64Url } from "../../src/incamera/web/e2ee/mls.js";
 import * as M from "../../src/incamera/web/vendor/ts-mls.js";
 
-import { bareKeyPackage } from "./bare-key-package.mjs";
+import { bareKeyPackage, decodeTree, hex, isParent } from "./tree-support.mjs";
 
 const ROOT = new URL("../../", import.meta.url);
 const BUNDLE = new URL("src/incamera/web/vendor/ts-mls.js", ROOT);
@@ -31,13 +31,6 @@ const HAVE_UPSTREAM = existsSync(fileURLToPath(new URL("index.js", UPSTREAM)));
 const DEADLINE_MS = 20_000;
 
 const cs = await M.getCiphersuiteImpl(M.getCiphersuiteFromName(CIPHER_SUITE));
-const hex = (bytes) => Buffer.from(bytes).toString("hex");
-const decodeTree = (bytes) => {
-  const decoded = M.decodeRatchetTree(bytes, 0);
-  assert.ok(decoded !== undefined && decoded[1] === bytes.length, "ratchet tree decodes whole");
-  return decoded[0];
-};
-const isParent = (node) => node?.nodeType === "parent";
 const acceptAll = { validateCredential: async () => true };
 
 /** The direct path of leaf `leaf`: node indices, bottom up, the root last (a full tree). */
