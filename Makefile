@@ -13,17 +13,31 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NETNS := $(shell if [ "$$(id -u)" = 0 ]; then echo "unshare --net --"; \
 	else echo "unshare --net --map-root-user --"; fi)
 
-.PHONY: run test lint system-deps js-deps venv venv-test
+.PHONY: run test lint build-deps system-deps js-deps venv venv-test
+
+# A C compiler and Python's headers build the worker's C fan-out kernel at install time
+# (src/incamera/media/fanout_kernel.py); without them the install still works, slower.
+build-deps:
+	@missing=""; \
+	command -v cc >/dev/null || missing="$$missing gcc libc6-dev"; \
+	$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	  || missing="$$missing python3-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+KERNEL_SOURCES := setup.py src/incamera/media/_fanout.c
+
+$(VENV)/.installed: pyproject.toml $(KERNEL_SOURCES) | build-deps $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml $(KERNEL_SOURCES) | build-deps $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 

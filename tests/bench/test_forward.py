@@ -42,14 +42,19 @@ FORWARDED_HEADER = 12 + 8  # the router's one-byte extension block with transpor
 # -- the command -------------------------------------------------------------------------
 
 
-def test_bench_forward_json_report(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("kernel", [None, "python"])
+def test_bench_forward_json_report(capsys: pytest.CaptureFixture[str], kernel: str | None) -> None:
     affinity = os.sched_getaffinity(0)
-    code = forward.main(["--json", "--seconds", "2", "--fanout", "3", "--rate", "500"])
+    environment = dict(os.environ)
+    argv = ["--json", "--seconds", "2", "--fanout", "3", "--rate", "500"]
+    code = forward.main(argv + (["--kernel", kernel] if kernel else []))
     assert os.sched_getaffinity(0) == affinity  # pinning for the run is undone
+    assert dict(os.environ) == environment  # and the worker's kernel choice
     out = capsys.readouterr().out
     assert code == 0
     result = json.loads(out)
     assert result.keys() >= REQUIRED_FIELDS
+    assert result["fanout_kernel"] == (kernel or "c")
     assert result["fanout"] == 3 and result["publishers"] == 1
     assert result["packet_size"] == 1200
     assert result["srtp_profile"] == "SRTP_AEAD_AES_128_GCM"

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from incamera.media import rtcp
+from incamera.media import fanout_kernel, rtcp
 from incamera.media.errors import ParseError
 from incamera.media.process import WorkerClient, WorkerConfig
 from incamera.media.srtp import SrtpError, SrtpSession
@@ -78,6 +78,7 @@ class Options:
     port: int = 0
     json: bool = False
     pin: bool = True
+    kernel: str | None = None  # fan-out kernel of the worker: "c", "python", None: default
 
     @property
     def effective_rate(self) -> int:
@@ -383,7 +384,18 @@ def _pin(worker_pid: int | None) -> tuple[int, int] | None:
 async def run(options: Options) -> dict[str, Any]:
     """Run the benchmark and return its figures (see the module docstring)."""
     client = WorkerClient(WorkerConfig(0, "127.0.0.1", options.port))
-    await client.start()
+    # The worker process inherits the environment it starts with (fanout_kernel.py).
+    saved_kernel = os.environ.get(fanout_kernel.ENV)
+    if options.kernel is not None:
+        os.environ[fanout_kernel.ENV] = options.kernel
+    kernel = fanout_kernel.choice()
+    try:
+        await client.start()
+    finally:
+        if saved_kernel is None:
+            os.environ.pop(fanout_kernel.ENV, None)
+        else:
+            os.environ[fanout_kernel.ENV] = saved_kernel
     own_affinity = os.sched_getaffinity(0)
     pinned = _pin(client.pid) if options.pin else None
     generator: LoadGenerator | None = None
@@ -412,6 +424,7 @@ async def run(options: Options) -> dict[str, Any]:
             client.pid,
         )
         result["pinned_cpus"] = list(pinned) if pinned is not None else None
+        result["fanout_kernel"] = kernel
         # Other work on the machine shows here: the figures are only comparable when low.
         result["loadavg_1min"] = round(os.getloadavg()[0], 2)
         return result
@@ -520,6 +533,7 @@ def _summary(result: dict[str, Any]) -> str:
             f"srtp auth failures {w['srtp_auth_failures']}, send errors {w['send_errors']}, "
             f"internal errors {w['internal_errors']}",
             f"  load generator   CPU {result['loadgen_cpu_percent']}%",
+            f"  fan-out kernel   {result['fanout_kernel']}",
         ]
     )
 
@@ -548,7 +562,15 @@ def parse_args(argv: list[str]) -> Options:
         action="store_false",
         help="do not pin the worker and the load generator to separate CPUs",
     )
+    parser.add_argument(
+        "--kernel",
+        choices=("c", "python"),
+        default=None,
+        help="the worker's fan-out kernel (default: C where it is built)",
+    )
     args = parser.parse_args(argv)
+    if args.kernel == "c" and not fanout_kernel.available():
+        parser.error("--kernel c: the C fan-out kernel is not built")
     if args.seconds <= 0 or args.fanout < 1 or args.publishers < 1:
         parser.error("--seconds, --fanout and --publishers must be positive")
     if args.rate is not None and args.rate < 1:
@@ -566,6 +588,7 @@ def parse_args(argv: list[str]) -> Options:
         port=args.port,
         json=args.json,
         pin=args.pin,
+        kernel=args.kernel,
     )
 
 

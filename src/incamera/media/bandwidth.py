@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from array import array
+
 from .seqnum import SeqUnwrapper
 
 MAX_FEEDBACK_PACKETS = 1000
@@ -58,14 +60,22 @@ class DownlinkEstimator:
         self.maximum = maximum
         # Send time and size of recent packets, by transport-wide sequence number (a ring;
         # the transport's send kernel writes it directly, as next_sequence would).
-        self.sent_seq = [-1] * SENT_HISTORY
-        self.sent_time = [0.0] * SENT_HISTORY
-        self.sent_size = [0] * SENT_HISTORY
+        self.sent_seq = array("q", [-1]) * SENT_HISTORY
+        self.sent_time = array("d", [0.0]) * SENT_HISTORY
+        self.sent_size = array("q", [0]) * SENT_HISTORY
         self._unwrap = SeqUnwrapper()
-        self.seq = 0
+        self.seq_cell = array("q", [0])  # the next transport-wide sequence number
         self.remote_estimate: int | None = None  # a REMB from the subscriber, if any
         self._feedback_at = -1e9  # when the last TWCC feedback arrived
         self.loss = 0.0
+
+    @property
+    def seq(self) -> int:
+        return self.seq_cell[0]
+
+    @seq.setter
+    def seq(self, value: int) -> None:
+        self.seq_cell[0] = value
 
     def next_sequence(self, now: float, size: int) -> int:
         """Assign the transport-wide sequence number of the next outgoing packet."""

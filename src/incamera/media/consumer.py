@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -32,11 +33,26 @@ HISTORY = 1024  # outgoing packets remembered for NACK -> source mapping; power 
 HISTORY_MASK = HISTORY - 1
 
 # One steady-state consumer in a producer stream's fan-out table (see ``fast_entry``):
-# (consumer, history lists (seq, source, timestamp), SSRC, sequence offset, timestamp
-# offset, VP8 rewriter or None) followed by its transport's part (``Transport.fast_parts``).
+# (consumer, history arrays (seq, source, timestamp), state array, last-send-time cell,
+# SSRC, sequence offset, timestamp offset, VP8 rewriter or None) followed by its
+# transport's part (``Transport.fast_parts``).
 FastEntry = tuple[object, ...]
 
 _pack_seq_ts_ssrc = struct.Struct("!HII").pack_into
+
+# Cells of Consumer._state (the C fan-out kernel writes the same indices).
+LAST_IN_SEQ, LAST_SEQ, LAST_TS, PACKETS, OCTETS = range(5)
+STATE_FIELDS = 5
+
+
+def _state_field(index: int, doc: str) -> property:
+    def get(self: Consumer) -> int:
+        return self._state[index]
+
+    def put(self: Consumer, value: int) -> None:
+        self._state[index] = value
+
+    return property(get, put, doc=doc)
 
 
 class Consumer:
@@ -78,15 +94,16 @@ class Consumer:
         # rewriting state
         self._seq_offset = 0
         self._ts_offset = 0
-        self._last_seq = 0  # last outgoing sequence number
-        self._last_ts = 0
-        self._last_sent_at = -1.0
-        self._last_in_seq = 0
+        # The per-packet state in arrays the C fan-out kernel writes through the buffer
+        # protocol (fanout_kernel.py); the properties below read and write the same cells.
+        self._state = array("q", [0]) * STATE_FIELDS
+        self._sent_at = array("d", [-1.0])  # when the last outgoing packet left
         self._started = False
         self._rtx_seq = 0
-        self._hist_seq = [-1] * HISTORY
-        self._hist_src = [0] * HISTORY  # (layer << 16) | source seq
-        self._hist_ts = [0] * HISTORY  # outgoing timestamp
+        # Arrays, not lists: the C fan-out kernel writes them through the buffer protocol.
+        self._hist_seq = array("q", [-1]) * HISTORY
+        self._hist_src = array("q", [0]) * HISTORY  # (layer << 16) | source seq
+        self._hist_ts = array("q", [0]) * HISTORY  # outgoing timestamp
         self._switch_seq = 0  # first outgoing sequence number of the current segment
         self._switched = False  # next forwarded packet is the first of a new segment
         self._vp8 = Vp8Rewriter() if producer.codec.name == "vp8" else None
@@ -95,11 +112,23 @@ class Consumer:
         self._patch_switched = False
         self._patch_offset = 0
         self._payload_offset = 0
-        # statistics
-        self.packets_sent = 0
-        self.octets_sent = 0
+        # statistics (packets_sent, octets_sent: properties on _state)
         self.retransmissions_sent = 0
         self.keyframe_requests = 0
+
+    _last_in_seq = _state_field(LAST_IN_SEQ, "newest incoming sequence number forwarded")
+    _last_seq = _state_field(LAST_SEQ, "last outgoing sequence number")
+    _last_ts = _state_field(LAST_TS, "last outgoing timestamp")
+    packets_sent = _state_field(PACKETS, "packets forwarded (RTCP sender report)")
+    octets_sent = _state_field(OCTETS, "payload octets forwarded (RTCP sender report)")
+
+    @property
+    def _last_sent_at(self) -> float:
+        return self._sent_at[0]
+
+    @_last_sent_at.setter
+    def _last_sent_at(self, value: float) -> None:
+        self._sent_at[0] = value
 
     @property
     def paused(self) -> bool:
@@ -200,6 +229,8 @@ class Consumer:
             self._hist_seq,
             self._hist_src,
             self._hist_ts,
+            self._state,
+            self._sent_at,
             self.ssrc,
             self._seq_offset,
             self._ts_offset,
@@ -208,8 +239,9 @@ class Consumer:
             *parts,
         )
 
-    def fan_out_kernel(self) -> Callable[..., None] | None:
-        return None if self.transport is None else self.transport.fan_out
+    def fan_out_kernel(self, entries: list[FastEntry]) -> Callable[..., None] | None:
+        """The kernel that forwards to ``entries`` (this consumer's among them)."""
+        return None if self.transport is None else self.transport.fan_out_kernel(entries)
 
     def on_packet(
         self,

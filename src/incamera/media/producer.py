@@ -294,15 +294,16 @@ class Producer:
         transport's fan-out kernel; the others go through ``Consumer.on_packet``."""
         fast: list[FastEntry] = []
         slow: list[Consumer] = []
-        kernel = None
+        first = None
         for consumer in self.consumers:
             entry = consumer.fast_entry(stream.layer)
             if entry is None:
                 slow.append(consumer)
             else:
                 fast.append(entry)
-                if kernel is None:
-                    kernel = consumer.fan_out_kernel()
+                if first is None:
+                    first = consumer
+        kernel = first.fan_out_kernel(fast) if first is not None else None
         return fast, slow, kernel
 
     def invalidate_fanout(self) -> None:

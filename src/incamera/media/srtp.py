@@ -17,6 +17,9 @@ from pylibsrtp._binding import lib as _lib
 # Largest protected packet: an Ethernet MTU, trailer included (as pylibsrtp's own limit).
 _BUFFER_SIZE = 1500
 _TRAILER = pylibsrtp.SRTP_MAX_TRAILER_LEN
+# The longest trailer our policies append: the 16-byte GCM tag (HMAC-SHA1-80's is 10; no
+# MKI is ever configured, which is what SRTP_MAX_TRAILER_LEN leaves room for).
+SRTP_TRAILER = 16
 
 
 class SrtpProfile(StrEnum):
@@ -128,6 +131,18 @@ def protect_error(rc: int) -> SrtpError:
     return _error("protect", rc)
 
 
+def _protect_address() -> int | None:
+    """srtp_protect's address, for the C fan-out kernel (fanout_kernel.py), when it has the
+    libsrtp 2 signature that kernel calls; None otherwise (the kernel is then not used)."""
+    function = _ffi.addressof(_lib, "srtp_protect")
+    if _ffi.typeof(function).cname != "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)":
+        return None
+    return int(_ffi.cast("uintptr_t", function))
+
+
+PROTECT_ADDRESS = _protect_address()
+
+
 def buffer_pointer(address: int) -> object:
     """A pointer to raw memory at ``address`` for :meth:`SrtpSession.protect_into`.
 
@@ -173,6 +188,11 @@ class SrtpSession:
         self._in_buf = _ffi.new("char[]", _BUFFER_SIZE)
         self._in_view = _ffi.buffer(self._in_buf)
         self._in_len = _ffi.new("int *")
+
+    @staticmethod
+    def address_of(pointer: object) -> int:
+        """The address a cffi pointer (``out_context``, ``out_length``) holds."""
+        return int(_ffi.cast("uintptr_t", pointer))
 
     def protect_into(self, buffer: object, length: int) -> int:
         """Protect the RTP packet at the start of ``buffer`` (a pointer from

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import rtcp, rtp, stun
+from . import fanout_kernel, rtcp, rtp, stun
 from .api import (
     DtlsParameters,
     DtlsRole,
@@ -30,7 +30,7 @@ from .dtls import DtlsEndpoint, DtlsState
 from .errors import MediaError, ParseError
 from .ice import IceLiteAgent, IceResult, IceState
 from .producer import TWCC_EXT_ID, TWCC_OFFSET, Producer, ProducerStream
-from .srtp import SrtpError, SrtpSession, protect_error, srtp_protect_raw
+from .srtp import SRTP_TRAILER, SrtpError, SrtpSession, protect_error, srtp_protect_raw
 from .tap import MediaTap
 from .udp_batch import IOV_LEN_OFFSET, IOV_SIZE, MMSG_SIZE, pack_iov_len, pack_name
 
@@ -395,8 +395,9 @@ class Transport:
         view[:length] = template
         _pack_seq_ts_ssrc(view, 2, seq, timestamp, ssrc)
         estimator = self.downlink  # bandwidth.DownlinkEstimator.next_sequence, inline
-        twcc = estimator.seq
-        estimator.seq = (twcc + 1) & 0xFFFF
+        seq_cell = estimator.seq_cell
+        twcc = seq_cell[0]
+        seq_cell[0] = (twcc + 1) & 0xFFFF
         record = twcc & SENT_MASK
         estimator.sent_seq[record] = twcc
         estimator.sent_time[record] = now
@@ -435,7 +436,7 @@ class Transport:
         self._dest_addr, self._dest = addr, dest
         estimator = self.downlink
         return (
-            estimator,
+            estimator.seq_cell,
             estimator.sent_seq,
             estimator.sent_time,
             estimator.sent_size,
@@ -443,6 +444,22 @@ class Transport:
             srtp.out_length,
             dest[0],
             dest[1],
+            srtp,  # keeps the context and length cell alive for the C kernel
+        )
+
+    def fan_out_kernel(self, entries: list[FastEntry]) -> Callable[..., None]:
+        """The kernel for a producer stream's fan-out table ``entries``: the C one
+        (fanout_kernel.py) where it is built and chosen, else :meth:`fan_out`."""
+        io = self._io
+        if not io.batched or fanout_kernel.choice() != "c":
+            return self.fan_out
+        return fanout_kernel.compile_table(
+            entries,
+            io,  # type: ignore[arg-type]
+            self._counters,
+            self._request_flush,
+            io.slot_size - SRTP_TRAILER,
+            _TWCC_ELEMENT,
         )
 
     def fan_out(
@@ -478,15 +495,17 @@ class Transport:
         protect = srtp_protect_raw
         sent = 0
         for (
-            consumer,
+            _consumer,
             hist_seq,
             hist_src,
             hist_ts,
+            state,
+            sent_at,
             ssrc,
             seq_offset,
             ts_offset,
             rewriter,
-            estimator,
+            seq_cell,
             sent_seq,
             sent_time,
             sent_size,
@@ -494,6 +513,7 @@ class Transport:
             size,
             name,
             name_length,
+            _srtp,
         ) in entries:
             out_seq = (seq + seq_offset) & 0xFFFF
             out_ts = (timestamp + ts_offset) & 0xFFFFFFFF
@@ -501,20 +521,20 @@ class Transport:
             hist_seq[record] = out_seq
             hist_src[record] = source
             hist_ts[record] = out_ts
-            consumer._last_in_seq = seq
-            consumer._last_seq = out_seq
-            consumer._last_ts = out_ts
-            consumer._last_sent_at = now
-            consumer.packets_sent += 1
-            consumer.octets_sent += payload_length
+            state[0] = seq  # consumer.py: LAST_IN_SEQ, LAST_SEQ, LAST_TS, PACKETS, OCTETS
+            state[1] = out_seq
+            state[2] = out_ts
+            state[3] += 1
+            state[4] += payload_length
+            sent_at[0] = now
             if slot == slots:
                 io.pending = slot
                 io.flush()
                 slot = 0
             view = views[slot]
             view[:length] = template
-            twcc = estimator.seq
-            estimator.seq = (twcc + 1) & 0xFFFF
+            twcc = seq_cell[0]
+            seq_cell[0] = (twcc + 1) & 0xFFFF
             record = twcc & SENT_MASK
             sent_seq[record] = twcc
             sent_time[record] = now

@@ -136,6 +136,11 @@ class BatchUdp:
             hdr.msg_iov = ctypes.pointer(self._send_iov[i])
             hdr.msg_iovlen = 1
         self._send_msgs_addr = ctypes.addressof(self._send_msgs)
+        # Addresses for the C fan-out kernel (fanout_kernel.py), which fills slots itself.
+        self.slot_size = SLOT_SIZE
+        self.slots_address = base
+        self.msgs_address = self._send_msgs_addr
+        self.iovs_address = ctypes.addressof(self._send_iov)
         # Byte views of the message and iovec arrays: the transport's send kernel writes a
         # slot's destination and length there itself (see ``commit``).
         self.msgs_view = memoryview(self._send_msgs).cast("B")
