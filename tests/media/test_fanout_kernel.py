@@ -139,7 +139,7 @@ class _PythonTransport:
         self._io = side.io
         self._slot_pointers = [buffer_pointer(a) for a in side.io.addresses]
         self._counters = side.counters
-        self._request_flush = lambda: None
+        self._request_flush = lambda: side.flushes.append(side.io.pending)
 
 
 def _kernels(python: _Side, c: _Side) -> tuple[Callable[..., None], Callable[..., None]]:
@@ -148,7 +148,7 @@ def _kernels(python: _Side, c: _Side) -> tuple[Callable[..., None], Callable[...
         c.entries,
         c.io,
         c.counters,
-        lambda: None,
+        lambda: c.flushes.append(c.io.pending),
         c.io.slot_size - SRTP_TRAILER,
         _TWCC_ELEMENT,
     )
@@ -173,7 +173,7 @@ def _template(video: bool, payload: bytes, marker: bool) -> tuple[bytes, int, in
 
 
 def _state(side: _Side) -> list[object]:
-    out: list[object] = [side.counters.as_dict()]
+    out: list[object] = [side.counters.as_dict(), side.flushes]
     for entry in side.entries:
         out.append([bytes(a) for a in entry[1:6]] + [bytes(entry[10]), bytes(entry[11])])
         out.append([bytes(entry[12]), bytes(entry[13])])
@@ -244,6 +244,8 @@ def test_c_and_python_kernels_agree(
         sent_python, sent_c = python.received(), c.received()
         assert len(sent_python) == len(packets) * len(specs)
         assert sent_c == sent_python
+        assert c.counters.rtp_sent == len(sent_c)
+        assert len(c.flushes) == len(packets)  # one flush request per packet
         assert _state(c) == _state(python)
         # What left is SRTP the subscriber can read, with the rewritten header.
         first = SrtpSession(

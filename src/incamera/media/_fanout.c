@@ -54,6 +54,9 @@ typedef struct {
     PyObject *io;      /* udp_batch.BatchUdp: .pending, .flush() */
     PyObject *views;   /* list of the slots' memoryviews (for the VP8 rewriter) */
     PyObject *rewrite; /* callable(rewriter, view, payload_offset, keyframe) */
+    PyObject *counters;      /* the worker's Counters: rtp_sent */
+    PyObject *request_flush; /* callable(): the worker sends the slots soon */
+    PyObject *on_errors;     /* callable(count, libsrtp status): protect failures */
     char *slots_base;
     Py_ssize_t slot_size, slots, max_template;
     unsigned char twcc_element;
@@ -63,7 +66,7 @@ typedef struct {
     uint64_t hist_mask, sent_mask;
 } Table;
 
-static PyObject *s_pending, *s_flush;
+static PyObject *s_pending, *s_flush, *s_rtp_sent;
 
 static void entry_release(Entry *e) {
     Py_buffer *buffers[] = {&e->hist_seq, &e->hist_src, &e->hist_ts, &e->state,
@@ -167,29 +170,41 @@ static void table_dealloc(Table *t) {
     Py_XDECREF(t->io);
     Py_XDECREF(t->views);
     Py_XDECREF(t->rewrite);
+    Py_XDECREF(t->counters);
+    Py_XDECREF(t->request_flush);
+    Py_XDECREF(t->on_errors);
     Py_TYPE(t)->tp_free((PyObject *)t);
 }
 
 /*
  * Table(entries, io, views, rewrite, slots_base, slot_size, slots, msgs, iovs, protect,
- *       max_template, twcc_element)
+ *       max_template, twcc_element, counters, request_flush, on_errors)
  *   entries: list of fan-out tuples; io: the BatchUdp; views: its slot memoryviews;
  *   rewrite: callable(rewriter, view, payload_offset, keyframe); then the addresses and
  *   sizes of the send area, the mmsghdr and iovec arrays, and srtp_protect; the longest
- *   template a slot takes with the SRTP trailer; the header byte of the TWCC element.
+ *   template a slot takes with the SRTP trailer; the header byte of the TWCC element; the
+ *   worker's counters (rtp_sent), its flush request, and what counts protect failures.
  */
 static PyObject *table_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    PyObject *entries, *io, *views, *rewrite, *base, *msgs, *iovs, *protect;
+    PyObject *entries, *io, *views, *rewrite, *base, *msgs, *iovs, *protect, *counters;
+    PyObject *request_flush, *on_errors;
     Py_ssize_t slot_size, slots, max_template;
     unsigned char twcc_element;
-    static char *kwlist[] = {"entries", "io", "views", "rewrite", "slots_base", "slot_size",
-                             "slots", "msgs", "iovs", "protect", "max_template",
-                             "twcc_element", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!OOnnOOOnb", kwlist, &PyList_Type,
+    static char *kwlist[] = {"entries",      "io",       "views",        "rewrite",
+                             "slots_base",   "slot_size", "slots",       "msgs",
+                             "iovs",         "protect",  "max_template", "twcc_element",
+                             "counters",     "request_flush", "on_errors", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!OOnnOOOnbOOO", kwlist, &PyList_Type,
                                      &entries, &io, &PyList_Type, &views, &rewrite, &base,
                                      &slot_size, &slots, &msgs, &iovs, &protect,
-                                     &max_template, &twcc_element))
+                                     &max_template, &twcc_element, &counters, &request_flush,
+                                     &on_errors))
         return NULL;
+    if (!PyCallable_Check(rewrite) || !PyCallable_Check(request_flush) ||
+        !PyCallable_Check(on_errors)) {
+        PyErr_SetString(PyExc_TypeError, "rewrite, request_flush and on_errors must be callable");
+        return NULL;
+    }
     if (slots <= 0 || PyList_GET_SIZE(views) != slots || max_template < MIN_TEMPLATE ||
         max_template > slot_size) {
         PyErr_SetString(PyExc_ValueError, "slots and their views do not match");
@@ -200,6 +215,9 @@ static PyObject *table_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     t->io = Py_NewRef(io);
     t->views = Py_NewRef(views);
     t->rewrite = Py_NewRef(rewrite);
+    t->counters = Py_NewRef(counters);
+    t->request_flush = Py_NewRef(request_flush);
+    t->on_errors = Py_NewRef(on_errors);
     t->slot_size = slot_size;
     t->slots = slots;
     t->max_template = max_template;
@@ -250,16 +268,35 @@ static int flush(Table *t, Py_ssize_t pending) {
     return 0;
 }
 
+/* counters.rtp_sent += sent */
+static int count_sent(Table *t, Py_ssize_t sent) {
+    PyObject *old = PyObject_GetAttr(t->counters, s_rtp_sent);
+    if (old == NULL) return -1;
+    long long value = PyLong_AsLongLong(old);
+    Py_DECREF(old);
+    if (value == -1 && PyErr_Occurred()) return -1;
+    PyObject *v = PyLong_FromLongLong(value + sent);
+    if (v == NULL) return -1;
+    int rc = PyObject_SetAttr(t->counters, s_rtp_sent, v);
+    Py_DECREF(v);
+    return rc;
+}
+
 /*
- * send(template, seq, timestamp, source, payload_offset, ext_word, keyframe, now)
- *   -> (sent, errors, first libsrtp error status or 0)
- * Transport.fan_out's loop, per entry (see its docstring).
+ * table(entries, template, seq, timestamp, source, payload_offset, ext_word, keyframe, now)
+ * Transport.fan_out, with the same arguments (``entries`` is the table's own, compiled):
+ * its loop per entry, then the worker's counters and flush request.
  */
-static PyObject *table_send(Table *t, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "send() takes 8 arguments");
+static PyObject *table_call(Table *t, PyObject *call_args, PyObject *kwargs) {
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError, "the fan-out kernel takes no keyword arguments");
         return NULL;
     }
+    if (PyTuple_GET_SIZE(call_args) != 9) {
+        PyErr_SetString(PyExc_TypeError, "the fan-out kernel takes 9 arguments");
+        return NULL;
+    }
+    PyObject *const *args = &PyTuple_GET_ITEM(call_args, 1); /* past ``entries`` */
     Py_buffer tpl;
     if (PyObject_GetBuffer(args[0], &tpl, PyBUF_SIMPLE) < 0) return NULL;
     PyObject *result = NULL, *payload_offset_obj = args[4];
@@ -359,7 +396,13 @@ static PyObject *table_send(Table *t, PyObject *const *args, Py_ssize_t nargs) {
         }
         Py_DECREF(v);
     }
-    result = Py_BuildValue("nni", sent, errors, first_rc);
+    if (count_sent(t, sent) < 0) goto done;
+    if (errors) {
+        PyObject *r = PyObject_CallFunction(t->on_errors, "ni", errors, first_rc);
+        if (r == NULL) goto done;
+        Py_DECREF(r);
+    }
+    result = PyObject_CallNoArgs(t->request_flush);
     goto done;
 fail:
     {
@@ -383,8 +426,6 @@ static PyObject *table_len(Table *t, PyObject *Py_UNUSED(ignored)) {
 }
 
 static PyMethodDef table_methods[] = {
-    {"send", (PyCFunction)(void (*)(void))table_send, METH_FASTCALL,
-     "Forward one packet to every entry (see Transport.fan_out)."},
     {"size", (PyCFunction)table_len, METH_NOARGS, "The number of entries."},
     {NULL, NULL, 0, NULL},
 };
@@ -396,6 +437,7 @@ static PyTypeObject TableType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "A producer stream's fan-out table, compiled for the C kernel.",
     .tp_methods = table_methods,
+    .tp_call = (ternaryfunc)table_call,
     .tp_new = table_new,
 };
 
@@ -412,6 +454,7 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
     INTERN(s_pending, "pending");
     INTERN(s_flush, "flush");
+    INTERN(s_rtp_sent, "rtp_sent");
 #undef INTERN
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

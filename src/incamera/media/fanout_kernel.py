@@ -91,7 +91,15 @@ def compile_table(
         fields[_CONTEXT] = SrtpSession.address_of(fields[_CONTEXT])
         fields[_LENGTH] = SrtpSession.address_of(fields[_LENGTH])
         c_entries.append(tuple(fields))
-    table = _fanout.Table(
+
+    def on_errors(count: int, status: int) -> None:
+        reason = protect_error(status).reason
+        for _ in range(count):
+            counters.count_srtp_error(reason)
+
+    # The table is the kernel: called with Transport.fan_out's arguments, it forwards to
+    # its own compiled entries, adds to counters.rtp_sent and requests the flush.
+    return _fanout.Table(  # type: ignore[no-any-return]
         c_entries,
         io,
         io.views,
@@ -104,28 +112,7 @@ def compile_table(
         PROTECT_ADDRESS,
         max_template,
         twcc_element,
+        counters,
+        request_flush,
+        on_errors,
     )
-    send = table.send
-
-    def kernel(
-        _entries: list[FastEntry],
-        template: bytes | bytearray,
-        seq: int,
-        timestamp: int,
-        source: int,
-        payload_offset: int,
-        ext_word: int,
-        keyframe: bool,
-        now: float,
-    ) -> None:
-        sent, errors, status = send(
-            template, seq, timestamp, source, payload_offset, ext_word, keyframe, now
-        )
-        counters.rtp_sent += sent
-        if errors:
-            reason = protect_error(status).reason
-            for _ in range(errors):
-                counters.count_srtp_error(reason)
-        request_flush()
-
-    return kernel
