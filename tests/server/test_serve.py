@@ -97,6 +97,9 @@ def test_serve_prints_url_serves_and_stops_cleanly(serve, tmp_path: Path):  # ty
     assert (tmp_path / "data" / "incamera.db").is_file()
     log = served.log.read_text()
     assert "server ready" in log and "stopped" in log
+    # The workers forward with the compiled kernel (make test installs the compiler).
+    assert "fanout_kernel=c" in log
+    assert "slower Python kernel" not in log
     # Logs carry neither meeting ids nor client addresses.
     assert meeting_id not in log
     assert "127.0.0.1:" not in log

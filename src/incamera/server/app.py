@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from incamera.config import Settings, is_loopback_host
+from incamera.media import fanout_kernel
 from incamera.rooms.access import Argon2PinHasher, is_guest_id
 from incamera.signalling.conferences import Conferences
 from incamera.signalling.endpoint import websocket_endpoint
@@ -103,11 +104,20 @@ async def media_plane(app: Starlette) -> AsyncIterator[None]:
     )
     await supervisor.start()
     context.media = supervisor
+    kernel = fanout_kernel.choice()  # the workers inherit this process's environment
     log.info(
         "media plane started",
         workers=len(supervisor.workers),
         ports=[w.port for w in supervisor.workers.values()],
+        fanout_kernel=kernel,
     )
+    if kernel != "c":
+        log.warning(
+            "media workers forward with the slower Python kernel",
+            why="the C fan-out kernel is not built (install gcc and python3-dev, reinstall)"
+            if not fanout_kernel.available()
+            else f"{fanout_kernel.ENV}=python",
+        )
     try:
         yield
     finally:
