@@ -25,7 +25,10 @@ Besides the samples, the median time of each step of a join is reported (``phase
 all relative to navigation start: the page's ``DOMContentLoaded``, the first peer connection
 created, the send peer connection connected (ICE and DTLS), the first remote video track
 (the subscribe offer applied), the receive peer connection's ICE connected, then its DTLS
-too (``recv_pc_connected``), and the first frame.
+too (``recv_pc_connected``), and the first frame; also the steps the page marks itself
+(``E2EE_PHASES``): the signalling ``welcome``, the ``subscribe`` offer received and
+answered, and in an end-to-end encrypted meeting the MLS key package sent, the MLS Welcome
+received, the first SFrame key installed and the first key frame request.
 
 Output: a summary, or with ``--json`` one JSON object with ``p50_ms``, ``p90_ms``, ``joins``,
 ``samples_ms`` and the rest. Playwright (a test dependency) and Chromium must be installed.
@@ -152,6 +155,22 @@ PHASES = (
     "recv_pc_connected",
     "first_frame",
 )
+# The page's own User Timing marks (``performance.mark("incamera:<step>")``, the first of
+# each), reported when present: the signalling ``welcome``, the MLS key package sent, the
+# server's ``subscribe`` offer received and answered, the MLS Welcome received, the first
+# epoch's SFrame key installed in the worker, the first key frame request after a key came.
+E2EE_PHASES = (
+    "welcome",
+    "key_package_sent",
+    "subscribe_offer",
+    "subscribe_answer",
+    "mls_welcome",
+    "epoch_installed",
+    "key_frame_request",
+)
+PAGE_MARKS = """() => Object.fromEntries(performance.getEntriesByType("mark")
+  .filter((m) => m.name.startsWith("incamera:"))
+  .map((m) => [m.name.slice(9), m.startTime]))"""
 
 
 class BenchError(Exception):
@@ -184,7 +203,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def summarise(samples: list[JoinSample]) -> dict[str, Any]:
     totals = [s.total_ms for s in samples]
     phases: dict[str, float] = {}
-    for name in PHASES:
+    for name in PHASES + E2EE_PHASES:
         values = [s.marks[name] for s in samples if name in s.marks]
         if values:
             phases[name] = round(statistics.median(values), 1)
@@ -195,7 +214,7 @@ def summarise(samples: list[JoinSample]) -> dict[str, Any]:
         "max_ms": round(max(totals), 1),
         "mean_ms": round(statistics.fmean(totals), 1),
         "samples_ms": [round(t, 1) for t in totals],
-        "phases_ms": phases,
+        "phases_ms": dict(sorted(phases.items(), key=lambda item: item[1])),
         "frame_sizes": sorted({f"{s.width}x{s.height}" for s in samples}),
     }
 
@@ -357,6 +376,8 @@ async def one_join(context: Any, join_url: str, name: str, method: str) -> JoinS
         )
         bench: dict[str, Any] = await page.evaluate("() => window.__joinBench")
         marks = {k: float(v) for k, v in bench["marks"].items()}
+        page_marks: dict[str, Any] = await page.evaluate(PAGE_MARKS)
+        marks.update((k, float(v)) for k, v in page_marks.items() if k in E2EE_PHASES)
         if method == "rvfc":
             frame = bench["frame"]
             total = float(frame["presentation_ms"])

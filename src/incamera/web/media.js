@@ -9,6 +9,17 @@
 // Both watch their ICE state and restart ICE when connectivity is lost. No ICE servers:
 // the SFU is ICE-lite and lists its own candidates; nothing public is ever contacted.
 
+/**
+ * A User Timing mark (`incamera:<name>`) of the first time a step of joining happens in this
+ * page; `incamera bench join` reports them. Marks carry a name and a time, nothing else.
+ */
+export function markStep(name) {
+  const mark = `incamera:${name}`;
+  if (globalThis.performance?.mark && performance.getEntriesByName(mark).length === 0) {
+    performance.mark(mark);
+  }
+}
+
 export const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
 
 export const CAMERA_CONSTRAINTS = {
@@ -285,6 +296,7 @@ export class Subscriber extends EventTarget {
       this.undelivered = !this.signalling.send("subscribe_answer", {
         sdp: pc.localDescription.sdp,
       });
+      markStep("subscribe_answer");
       this.rebind();
     });
   }

@@ -27,7 +27,7 @@ import { E2eeController } from "./e2ee/controller.js";
 import { invitationProof, isInvitationKey, newInvitationKey } from "./e2ee/invitation.js";
 import { e2eeSupported, FrameCrypto } from "./e2ee/transforms.js";
 import { layerSize, orderTiles } from "./layout.js";
-import { Publisher, Subscriber } from "./media.js";
+import { markStep, Publisher, Subscriber } from "./media.js";
 import {
   isModerator,
   participantActions,
@@ -368,6 +368,7 @@ async function join(name, { devices = null } = {}) {
   // The SFrame worker starts loading now; it is used if the welcome says E2EE.
   frameCrypto ??= e2eeSupported() ? new FrameCrypto() : null;
   frameCrypto?.addEventListener("keyframe", (event) => {
+    markStep("key_frame_request");
     signalling?.send("key_frame", { mid: event.detail.mid });
   });
   // Before the hello: the server offers the existing tracks right after its welcome.
@@ -588,6 +589,7 @@ function renderE2ee() {
 
 function onWelcome({ welcome, reconnect }) {
   if (!reconnect) {
+    markStep("welcome");
     // At once, not when join() resumes (it also waits for the devices): the messages that
     // follow the welcome (device keys, MLS) update this roster and must not be overwritten.
     applyRoster(welcome);
@@ -757,6 +759,7 @@ function onMessage(message) {
       state.endReason = "ended";
       break;
     case "subscribe":
+      markStep("subscribe_offer");
       subscriber?.onOffer(message).catch((err) => {
         console.error("incamera: could not apply a subscribe offer", err);
       });

@@ -16,6 +16,12 @@ import { mlsBaseKeyLength } from "./sframe.js";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** A User Timing mark of a join step, once per page (`incamera bench join` reports them). */
+function mark(name) {
+  const entry = `incamera:${name}`;
+  if (globalThis.performance?.mark && performance.getEntriesByName(entry).length === 0) performance.mark(entry);
+}
+
 /** Runs async jobs one after the other, in order (MLS state changes must not interleave). */
 class Queue {
   constructor() {
@@ -92,6 +98,7 @@ export class E2eeController extends EventTarget {
       name: this.self.name,
       roster: (id) => this.roster(id),
     });
+    mark("key_package_sent");
     await this.signalling.request("mls_key_package", {
       key_package: toBase64Url(this.member.keyPackageBytes),
       device_key: toBase64Url(this.member.deviceKey),
@@ -206,6 +213,7 @@ export class E2eeController extends EventTarget {
 
   async applyWelcome(message) {
     if (!this.member || this.member.epoch !== null) return;
+    mark("mls_welcome");
     try {
       await this.member.joinFromWelcome(
         fromBase64Url(message.welcome),
@@ -223,6 +231,7 @@ export class E2eeController extends EventTarget {
     // sframe_epoch_secret = MLS-Exporter("SFrame 1.0 Base Key", "", AEAD.Nk) (RFC 9605 §5.2)
     const secret = await member.exportSframeEpochSecret(mlsBaseKeyLength());
     this.frameCrypto.installEpoch(member.epoch, secret, member.leafIndex);
+    mark("epoch_installed");
     this.epoch = member.epoch;
     this.code = member.securityCode();
     this.failure = null;
