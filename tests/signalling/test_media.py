@@ -8,6 +8,9 @@ import asyncio
 import re
 from collections.abc import Callable
 
+import pytest
+
+from incamera.media.api import TransportState
 from incamera.media.supervisor import Supervisor
 from incamera.server.context import ServerContext
 from incamera.signalling import messages as m
@@ -145,6 +148,40 @@ async def test_two_then_three_participants_see_and_hear_each_other(
             await wait_all_decode([ann, bo], frames=60)
         finally:
             await cy[0].close()
+    finally:
+        await ann[0].close()
+        await bo[0].close()
+
+
+async def test_consumers_resume_only_once_the_receive_transport_is_connected(
+    live_server: LiveServer, peers: Callable[[str], AiortcPeer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A resumed video consumer asks its publisher for a key frame; before the subscriber's
+    # receive transport has ICE and DTLS, that key frame could not be forwarded, and the
+    # subscriber would wait for its own PLI. So consumers resume only once it is connected.
+    link = await live_server.new_meeting()
+    ann = await join(link, "Ann", peers)
+    conference = live_server.app.state.conferences.find(_meeting_of(live_server, ann[0]))
+    assert conference is not None
+    resumed: list[tuple[str, TransportState | None]] = []
+    pause_consumer = conference.worker.pause_consumer
+
+    async def spy(consumer_id: str, paused: bool = True) -> None:
+        if not paused:
+            for member in conference.members.values():
+                if any(c.consumer_id == consumer_id for c in member.consumed.values()):
+                    assert member.recv_transport is not None
+                    resumed.append((member.id, member.states.get(member.recv_transport.id)))
+        await pause_consumer(consumer_id, paused)
+
+    monkeypatch.setattr(conference.worker, "pause_consumer", spy)
+    bo = await join(link, "Bo", peers)
+    try:
+        await wait_all_decode([ann, bo])
+        for client in (ann, bo):
+            mine = [state for pid, state in resumed if pid == client[0].id]
+            assert len(mine) == 2, resumed  # the other's camera and microphone
+            assert all(state is TransportState.CONNECTED for state in mine), resumed
     finally:
         await ann[0].close()
         await bo[0].close()

@@ -180,6 +180,10 @@ class Member:
     send_dtls: DtlsParameters | None = None  # the client's certificate on the send pc
     recv_transport: TransportInfo | None = None
     recv_remote: tuple[str, DtlsParameters] | None = None  # client ufrag and certificate
+    # The receive transport has been connected (ICE and DTLS) once: until then consumers
+    # stay paused, so that the key frame their resumption asks for is not forwarded into a
+    # transport that cannot send yet (the subscriber would wait for its own PLI).
+    recv_connected: bool = False
     session: SubscribeSession | None = None
     consumed: dict[str, Consumed] = field(default_factory=dict)  # producer id ->
     by_mid: dict[str, Consumed] = field(default_factory=dict)  # recv-pc mid ->
@@ -763,7 +767,7 @@ class Conference:
         for consumed in member.consumed.values():
             if consumed.awaiting_answer and consumed.mid in member.offered_mids:
                 consumed.awaiting_answer = False
-                if not consumed.hidden:
+                if not consumed.hidden and member.recv_connected:
                     with contextlib.suppress(MediaError):
                         await self.worker.pause_consumer(consumed.consumer_id, False)
         if member.renegotiate:
@@ -788,7 +792,7 @@ class Conference:
             visible = width > 0 and height > 0
             if consumed.hidden == visible:  # visibility changes
                 consumed.hidden = not visible
-                if not consumed.awaiting_answer:
+                if not consumed.awaiting_answer and member.recv_connected:
                     await self.worker.pause_consumer(consumed.consumer_id, not visible)
             if visible and consumed.kind is MediaKind.VIDEO:
                 await self.worker.set_max_size(consumed.consumer_id, width, height)
@@ -1200,6 +1204,13 @@ class Conference:
         member = self._by_transport.get(transport_id)
         if member is None:
             return
+        if (
+            state is TransportState.CONNECTED
+            and member.recv_transport is not None
+            and member.recv_transport.id == transport_id
+            and not member.recv_connected
+        ):
+            self._spawn(self._recv_connected(member))
         if state is TransportState.CLOSED:
             member.states.pop(transport_id, None)
         else:
@@ -1211,6 +1222,18 @@ class Conference:
         if quality != member.quality:
             member.quality = quality
             self.broadcast(m.ConnectionQuality(id=member.id, quality=quality))  # type: ignore[arg-type]
+
+    async def _recv_connected(self, member: Member) -> None:
+        """The receive transport connected for the first time: resume its consumers (each
+        video consumer asks its publisher for a key frame now that it can be delivered)."""
+        async with self._lock:
+            if member.recv_connected or self.members.get(member.id) is not member:
+                return
+            member.recv_connected = True
+            for consumed in list(member.consumed.values()):
+                if not consumed.awaiting_answer and not consumed.hidden:
+                    with contextlib.suppress(MediaError):
+                        await self.worker.pause_consumer(consumed.consumer_id, False)
 
     def on_active_speaker(self, producer_id: str | None) -> None:
         owner = self.room.owner_of(producer_id) if producer_id is not None else None
