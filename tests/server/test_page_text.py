@@ -177,7 +177,7 @@ def _messages_raised(module: object, exception_names: set[str]) -> list[str]:
     ("module", "names"),
     [
         (oidc, {"OidcError"}),
-        (accounts, {"BadCredentials"}),
+        (accounts, {"BadCredentials", "PasswordRejected"}),
         (passwords, {"PasswordRejected"}),
     ],
 )

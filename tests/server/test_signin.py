@@ -239,3 +239,79 @@ async def test_totp_enrolment_page(server: RunningServer):
     assert done.status_code == 200 and 'id="totp-on"' in done.text
     account = await to_thread.run_sync(identity_of(server.app).accounts.by_username, "alice")
     assert account.totp_secret == secret
+
+
+async def test_signed_in_person_changes_their_own_password(server: RunningServer):
+    await create_user(server)
+    client = server.client
+    # Not signed in: the page sends you to sign in first.
+    away = await client.get("/signin/password")
+    assert away.status_code == 303 and away.headers["location"] == "/signin"
+
+    assert (await sign_in(client, "alice", PASSWORD)).status_code == 303
+    signed_in = await client.get("/signin")
+    assert 'href="/signin/password"' in signed_in.text
+    # A second device of the same person, signed in too.
+    async with httpx.AsyncClient(
+        base_url=server.url, headers=client.headers, timeout=60.0
+    ) as laptop:
+        assert (await sign_in(laptop, "alice", PASSWORD)).status_code == 303
+        assert (await laptop.get("/api/me")).json()["kind"] == "account"
+
+        page = await client.get("/signin/password")
+        assert page.status_code == 200 and 'name="current_password"' in page.text
+        token = csrf_token(page)
+        new = "a passphrase of my own"
+
+        async def change(current: str, first: str, second: str, csrf: str = token):
+            return await client.post(
+                "/signin/password",
+                data={
+                    "csrf_token": csrf,
+                    "current_password": current,
+                    "new_password": first,
+                    "new_password2": second,
+                },
+            )
+
+        assert (await change(PASSWORD, new, new, csrf="wrong")).status_code == 403
+        wrong = await change("not the password", new, new)
+        assert wrong.status_code == 401 and "current password is not right" in wrong.text
+        differ = await change(PASSWORD, new, new + "!")
+        assert differ.status_code == 400 and "differ" in differ.text
+        same = await change(PASSWORD, PASSWORD, PASSWORD)
+        assert same.status_code == 400 and "is the current one" in same.text
+        short = await change(PASSWORD, "short", "short")
+        assert short.status_code == 400 and "at least 10 characters" in short.text
+
+        before = client.cookies.get("incamera_session")
+        done = await change(PASSWORD, new, new)
+        assert done.status_code == 200 and 'id="password-changed"' in done.text
+        # This browser has a fresh session; the other device is signed out.
+        assert client.cookies.get("incamera_session") not in (None, before)
+        assert (await client.get("/api/me")).json()["kind"] == "account"
+        assert (await laptop.get("/api/me")).json()["kind"] == "guest"
+        assert (await sign_in(laptop, "alice", PASSWORD)).status_code == 401
+        assert (await sign_in(laptop, "alice", new)).status_code == 303
+    audit = server.app.state.audit
+    await audit.flush()
+    kinds = [event.kind for event in await audit.query(limit=50)]
+    assert kinds.count("password_change_failed") == 1 and kinds.count("password_changed") == 1
+
+
+async def test_wrong_current_passwords_are_throttled(server: RunningServer):
+    await create_user(server)
+    client = server.client
+    assert (await sign_in(client, "alice", PASSWORD)).status_code == 303
+    token = csrf_token(await client.get("/signin/password"))
+    fields = {
+        "csrf_token": token,
+        "current_password": "guess",
+        "new_password": "whatever it may be",
+        "new_password2": "whatever it may be",
+    }
+    statuses = [(await client.post("/signin/password", data=fields)).status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+    # Throttled even with the right password until the window passes.
+    right = await client.post("/signin/password", data={**fields, "current_password": PASSWORD})
+    assert right.status_code == 429

@@ -17,7 +17,7 @@ from typing import Literal
 from incamera.store.accounts import AccountRecord, AccountStore
 
 from . import totp
-from .passwords import PasswordHashing, check_new_password
+from .passwords import PasswordHashing, PasswordRejected, check_new_password
 from .principal import AuthMethod, SignedInAccount
 from .sessions import utc_now
 
@@ -246,6 +246,20 @@ class Accounts:
             password_hash=self.hashing.hash(new_password),
             must_change_password=False,
         )
+
+    def change_own_password(self, account_id: str, current: str, new_password: str) -> None:
+        """A signed-in person changes their password: ``current`` must be right (else
+        ``BadCredentials``), ``new_password`` acceptable (else ``PasswordRejected``) and
+        different from it. Single sign-on accounts have no password here
+        (``AccountError``)."""
+        account = self.get(account_id)
+        if account.password_hash is None:
+            raise AccountError("this account signs in through single sign-on")
+        if not self.hashing.verify(account.password_hash, current).ok:
+            raise BadCredentials("The current password is not right.")
+        if new_password == current:
+            raise PasswordRejected("the new password is the current one")
+        self.change_password(account_id, new_password)
 
     def admin_reset(self, account_id: str, mode: Literal["token", "temporary"]) -> str:
         """An administrator's password reset. ``token``: a one-time reset token (valid 24

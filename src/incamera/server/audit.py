@@ -6,9 +6,9 @@ Details must never contain secrets (PINs, keys, tokens, passwords). The client's
 address is stored only when ``audit.store_ip_addresses`` is set.
 
 Kinds recorded: meeting_created, join_refused (details.code), signin_failed,
-signin_succeeded; and by the conferences: participant_admitted, participant_denied,
-participant_removed, participant_blocked, policy_changed, role_changed, meeting_locked,
-meeting_unlocked, meeting_ended.
+signin_succeeded, password_changed, password_change_failed; and by the conferences:
+participant_admitted, participant_denied, participant_removed, participant_blocked,
+policy_changed, role_changed, meeting_locked, meeting_unlocked, meeting_ended.
 """
 
 from __future__ import annotations

@@ -347,7 +347,8 @@ def _signed_in_page(request: Request, session: Session, who: SignedInAccount) ->
     name = f"<strong>{html.escape(who.display_name)}</strong>"
     second = _h(lang, "signed_in.second_factor")
     body = f"""<p id="signed-in">{html_text(lang, "signed_in.as", name=name)}</p>
-<p><a href="/">{_h(lang, "signed_in.meeting")}</a> · <a href="/signin/totp">{second}</a></p>
+<p><a href="/">{_h(lang, "signed_in.meeting")}</a> · <a href="/signin/totp">{second}</a>
+ · <a href="/signin/password">{_h(lang, "signed_in.password")}</a></p>
 <form method="post" action="/signout">{_hidden(csrf.FORM_FIELD, session.csrf_token)}
   <button type="submit">{_h(lang, "signout.submit")}</button></form>"""
     return _page(request, text(lang, "signed_in.title"), body)
@@ -778,7 +779,103 @@ async def totp_page_submit(request: Request) -> Response:
     return _page(request, _say(request, "totp.title"), body)
 
 
+# --- changing one's own password ----------------------------------------------------------
+
+
+def _own_password_form(
+    request: Request, session: Session, error: str | None, status: int
+) -> HTMLResponse:
+    lang = page_language(request)
+    body = f"""{_error(error)}
+<p>{_h(lang, "password.intro", n=MIN_LENGTH)}</p>
+<form class="signin-form" method="post" action="/signin/password">
+  {_hidden(csrf.FORM_FIELD, session.csrf_token)}
+  <label>{_h(lang, "password.current")} <input name="current_password" type="password"
+    autocomplete="current-password" required autofocus></label>
+  <label>{_h(lang, "change.new")} <input name="new_password" type="password"
+    autocomplete="new-password" required></label>
+  <label>{_h(lang, "change.repeat")} <input name="new_password2" type="password"
+    autocomplete="new-password" required></label>
+  <button type="submit">{_h(lang, "password.submit")}</button>
+</form>"""
+    return _page(request, text(lang, "password.title"), body, status)
+
+
+async def _own_account(request: Request) -> tuple[Session, AccountRecord] | Response:
+    """The signed-in session and its local account, or the response that refuses."""
+    identity = identity_of(request.app)
+    session = await current_session(request)
+    who = await principal(request)
+    if session is None or not isinstance(who, SignedInAccount):
+        return RedirectResponse("/signin", status_code=303, headers=NO_STORE)
+    account = await to_thread.run_sync(identity.accounts.get, who.account_id)
+    if account.password_hash is None:
+        body = _error(_say(request, "password.sso_account"))
+        return _page(request, _say(request, "password.title"), body, 409)
+    return session, account
+
+
+async def own_password_page(request: Request) -> Response:
+    """``GET /signin/password``: a signed-in person changes their own password."""
+    found = await _own_account(request)
+    if isinstance(found, Response):
+        return found
+    return _own_password_form(request, found[0], None, 200)
+
+
+async def own_password_submit(request: Request) -> Response:
+    """The current password is checked (throttled like a sign-in), the new one set, every
+    session of the account ended, and this browser gets a fresh one."""
+    identity = identity_of(request.app)
+    form = await _read_form(request)
+    found = await _own_account(request)
+    if isinstance(found, Response):
+        return found
+    session, account = found
+    try:
+        csrf.check(session.csrf_token, form.get(csrf.FORM_FIELD))
+    except csrf.CsrfRejected:
+        return _own_password_form(request, session, _say(request, "form.try_again"), 403)
+    key, source = f"password:{account.id}", _source(request)
+    try:
+        identity.throttle.check(key, source, time.monotonic())
+        new = _new_password(form)
+        await to_thread.run_sync(
+            identity.accounts.change_own_password,
+            account.id,
+            form.get("current_password", ""),
+            new,
+        )
+    except Throttled as exc:
+        return _own_password_form(request, session, _explain(request, exc), 429)
+    except BadCredentials as exc:
+        identity.throttle.failed(key, source, time.monotonic())
+        log.info("password change refused", reason="bad_credentials")
+        _audit(request, "password_change_failed", account.id, reason="bad_credentials")
+        return _own_password_form(request, session, _explain(request, exc), 401)
+    except PasswordRejected as exc:
+        return _own_password_form(request, session, _not_changed(request, exc), 400)
+    identity.throttle.succeeded(key, source)
+    await to_thread.run_sync(identity.sessions.end_all_for, account.id)
+    fresh = await to_thread.run_sync(
+        lambda: identity.sessions.start(account.id, session.auth_method, {})
+    )
+    log.info("password changed")
+    _audit(request, "password_changed", account.id)
+    lang = page_language(request)
+    body = (
+        f'<p id="password-changed">{_h(lang, "password.done")}</p>'
+        f'<p><a href="/">{_h(lang, "password.continue")}</a></p>'
+    )
+    response = _page(request, text(lang, "password.title"), body)
+    response.headers.update(NO_STORE)
+    identity.cookie.set(response, fresh.id)
+    return response
+
+
 routes = [
+    Route("/signin/password", own_password_page, methods=["GET"]),
+    Route("/signin/password", own_password_submit, methods=["POST"]),
     Route("/signin/totp", totp_page, methods=["GET"]),
     Route("/signin/totp", totp_page_submit, methods=["POST"]),
     Route("/signin", signin_page, methods=["GET", "HEAD"]),

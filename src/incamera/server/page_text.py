@@ -78,6 +78,26 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
         "de": "Besprechung starten oder beitreten",
     },
     "signed_in.second_factor": {"en": "Second factor", "de": "Zweiter Faktor"},
+    "signed_in.password": {"en": "Change password", "de": "Passwort ändern"},
+    # --- changing one's own password (/signin/password) ---
+    "password.title": {"en": "Change password", "de": "Passwort ändern"},
+    "password.intro": {
+        "en": "Enter your current password, then choose a new one (at least {n} characters). "
+        "Your other devices will be signed out.",
+        "de": "Bitte geben Sie Ihr aktuelles Passwort ein und wählen Sie dann ein neues "
+        "(mindestens {n} Zeichen). Ihre anderen Geräte werden abgemeldet.",
+    },
+    "password.current": {"en": "Current password", "de": "Aktuelles Passwort"},
+    "password.submit": {"en": "Change password", "de": "Passwort ändern"},
+    "password.done": {
+        "en": "Your password has been changed. Your other devices were signed out.",
+        "de": "Ihr Passwort wurde geändert. Ihre anderen Geräte wurden abgemeldet.",
+    },
+    "password.continue": {"en": "Continue", "de": "Weiter"},
+    "password.sso_account": {
+        "en": "Single sign-on accounts change their password at their identity provider.",
+        "de": "Konten mit Single Sign-on ändern ihr Passwort bei ihrem Identitätsanbieter.",
+    },
     "signout.title": {"en": "Sign out", "de": "Abmelden"},
     "signout.submit": {"en": "Sign out", "de": "Abmelden"},
     "signout.refused": {
@@ -180,6 +200,10 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
         "de": "Dieser Link zum Zurücksetzen ist ungültig, wurde bereits verwendet oder ist "
         "abgelaufen.",
     },
+    "error.current_password": {
+        "en": "The current password is not right.",
+        "de": "Das aktuelle Passwort ist nicht richtig.",
+    },
     "error.no_account": {
         "en": "no such account",
         "de": "Dieses Konto gibt es nicht mehr.",
@@ -196,6 +220,10 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
     "error.password_blank": {
         "en": "the password must not be blank",
         "de": "Es darf nicht nur aus Leerzeichen bestehen.",
+    },
+    "error.password_same": {
+        "en": "the new password is the current one",
+        "de": "Das neue Passwort ist das bisherige.",
     },
     "error.password_differ": {
         "en": "the two passwords differ",
