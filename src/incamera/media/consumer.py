@@ -266,14 +266,14 @@ class Consumer:
                 return
             self._switch_to(layer, seq, timestamp, now)
 
-        last_in = self._last_in_seq
-        if ((seq - last_in) & 0xFFFF) >= 0x8000:
+        state = self._state  # the cells behind _last_in_seq, _last_seq, ... (per packet)
+        if ((seq - state[LAST_IN_SEQ]) & 0xFFFF) >= 0x8000:
             # An out-of-order older packet: forward it only if it maps after the switch
             # point of the current segment.
             if ((seq + self._seq_offset - self._switch_seq) & 0xFFFF) >= 0x8000:
                 return
         else:
-            self._last_in_seq = seq
+            state[LAST_IN_SEQ] = seq
 
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
@@ -287,12 +287,12 @@ class Consumer:
         self._hist_seq[slot] = out_seq
         self._hist_src[slot] = (layer << 16) | seq
         self._hist_ts[slot] = out_ts
-        if ((out_seq - self._last_seq) & 0xFFFF) < 0x8000:
-            self._last_seq = out_seq
-            self._last_ts = out_ts
-            self._last_sent_at = now
-        self.packets_sent += 1
-        self.octets_sent += len(template) - self._payload_offset
+        if ((out_seq - state[LAST_SEQ]) & 0xFFFF) < 0x8000:
+            state[LAST_SEQ] = out_seq
+            state[LAST_TS] = out_ts
+            self._sent_at[0] = now
+        state[PACKETS] += 1
+        state[OCTETS] += len(template) - self._payload_offset
         self._send(template, self.ssrc, out_seq, out_ts, now, patch)
 
     def _patch_vp8(self, view: memoryview) -> None:
