@@ -174,3 +174,17 @@ test("a moderator who checks a valid proof admits the participant in the group",
   await mo.controller.checkInvitations();
   assert.equal(mo.controller.mayAdd("late"), false);
 });
+
+test("a key package sent again (the committer left the first out) keeps the device key", async () => {
+  const everyone = new Map();
+  const roles = new Map();
+  const dan = browser("dan", "Dan", everyone, roles);
+  const first = await started(dan, everyone);
+  // The server dropped the key package and asks for a new one (an error without rid).
+  assert.equal(dan.controller.onMessage({ type: "error", code: "bad_mls", rid: null }), true);
+  await dan.controller.queue.tail;
+  const kps = dan.signalling.requests.filter((r) => r.type === "mls_key_package");
+  assert.equal(kps.length, 2);
+  assert.equal(kps[1].device_key, first.device_key); // the server refuses a changed device key
+  assert.notEqual(kps[1].key_package, first.key_package);
+});

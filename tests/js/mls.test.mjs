@@ -3,11 +3,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  DeviceKey,
   MlsMember,
   MlsSessionError,
   encodeIdentity,
   fromBase64Url,
   parseIdentity,
+  prepareDeviceKey,
   securityCodeFrom,
   toBase64Url,
 } from "../../src/incamera/web/e2ee/mls.js";
@@ -258,6 +260,39 @@ test("credential rule: a wrong name or device key in the roster is refused or ma
   // Roster changes show in members() at once: bob's key no longer matches for alice.
   roster.entries.set("p-bob", { name: "Bob", deviceKey: carol.deviceKey });
   assert.equal(alice.members().find((m) => m.id === "p-bob").valid, false);
+});
+
+test("a device key made ahead of time signs key packages that still bind id, name and key", async () => {
+  const deviceKey = await prepareDeviceKey(); // before the participant id is known
+  assert.ok(deviceKey instanceof DeviceKey);
+  assert.deepEqual(Object.keys(deviceKey), ["publicKey"]); // the private key is not a field
+  assert.equal(JSON.stringify(deviceKey).includes("signKey"), false);
+  const { roster, alice, bob, carol } = await threeMembers();
+  const dan = await MlsMember.create({ id: "p-dan", name: "Dan", roster: roster.lookup, deviceKey });
+  assert.equal(hex(dan.deviceKey), hex(deviceKey.publicKey));
+  // A key package sent again (the first was left out) keeps the device key, not the HPKE keys.
+  const again = await MlsMember.create({ id: "p-dan", name: "Dan", roster: roster.lookup, deviceKey });
+  assert.equal(hex(again.deviceKey), hex(deviceKey.publicKey));
+  assert.notEqual(hex(again.keyPackageBytes), hex(dan.keyPackageBytes));
+  // The roster binds the id and name to this device key: another key for p-dan is refused.
+  const other = await prepareDeviceKey();
+  roster.entries.set("p-dan", { name: "Dan", deviceKey: toBase64Url(other.publicKey) });
+  await rejects(alice.commit({ adds: [again.keyPackageBytes] }), "rejected");
+  roster.entries.set("p-dan", { name: "Dan", deviceKey: toBase64Url(deviceKey.publicKey) });
+  const add = await alice.commit({ adds: [again.keyPackageBytes] });
+  await alice.confirmCommit();
+  await bob.processCommit(add.commit);
+  await carol.processCommit(add.commit);
+  await again.joinFromWelcome(add.welcome, add.ratchetTree);
+  assert.equal(again.epoch, 2);
+  assert.ok(again.members().every((m) => m.valid));
+  assert.ok(alice.members().find((m) => m.id === "p-dan").valid);
+  const codes = new Set((await agreement([alice, bob, carol, again])).map((a) => `${a.secret}/${a.code}`));
+  assert.equal(codes.size, 1);
+  await assert.rejects(
+    MlsMember.create({ id: "p-x", name: "X", roster: roster.lookup, deviceKey: deviceKey.pair() }),
+    TypeError,
+  );
 });
 
 test("identity encoding is canonical", () => {

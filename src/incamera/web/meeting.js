@@ -25,6 +25,7 @@ import {
 } from "./i18n.js";
 import { E2eeController } from "./e2ee/controller.js";
 import { invitationProof, isInvitationKey, newInvitationKey } from "./e2ee/invitation.js";
+import { prepareDeviceKey } from "./e2ee/mls.js";
 import { e2eeSupported, FrameCrypto } from "./e2ee/transforms.js";
 import { layerSize, orderTiles } from "./layout.js";
 import { markStep, Publisher, Subscriber } from "./media.js";
@@ -73,6 +74,9 @@ let subscriber = null;
 let grid = null;
 let frameCrypto = null; // the SFrame worker (e2ee/transforms.js)
 let e2ee = null; // E2eeController while in an end-to-end encrypted meeting
+// The next participant's MLS device key, made while the socket connects (it does not depend
+// on the participant id the welcome brings): a promise, taken by the next E2eeController.
+let preparedDeviceKey = null;
 const tiles = new Map(); // "participant:source" -> Tile
 const audioEls = new Map(); // mid -> <audio>
 const sentLayers = new Map(); // mid -> "w x h" last sent
@@ -367,6 +371,7 @@ async function join(name, { devices = null } = {}) {
 
   // The SFrame worker starts loading now; it is used if the welcome says E2EE.
   frameCrypto ??= e2eeSupported() ? new FrameCrypto() : null;
+  if (frameCrypto) preparedDeviceKey ??= prepareDeviceKey().catch(() => null);
   frameCrypto?.addEventListener("keyframe", (event) => {
     markStep("key_frame_request");
     signalling?.send("key_frame", { mid: event.detail.mid });
@@ -516,7 +521,9 @@ function setupE2ee(welcome) {
     participants: () => state.participants,
     frameCrypto,
     isModerator: () => isModerator(state.self),
+    deviceKey: preparedDeviceKey, // a new participant (a later welcome) makes a new one
   });
+  preparedDeviceKey = null;
   e2ee.setPolicy(state.policy);
   e2ee.addEventListener("change", () => {
     renderE2ee();

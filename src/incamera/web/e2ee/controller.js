@@ -10,7 +10,7 @@
 // and gets no key.
 
 import { checkInvitationProof, isInvitationKey } from "./invitation.js";
-import { fromBase64Url, MlsMember, toBase64Url } from "./mls.js";
+import { fromBase64Url, MlsMember, prepareDeviceKey, toBase64Url } from "./mls.js";
 import { mlsBaseKeyLength } from "./sframe.js";
 
 const encoder = new TextEncoder();
@@ -45,9 +45,21 @@ export class E2eeController extends EventTarget {
    *   the server's participant list (the others), consulted for every credential check
    * @param {import("./transforms.js").FrameCrypto} options.frameCrypto
    * @param {() => boolean} [options.isModerator] whether this participant is a moderator now
+   * @param {Promise<import("./mls.js").DeviceKey | null> | null} [options.deviceKey] this
+   *   participant's device key, made while the page connected (mls.js prepareDeviceKey); made
+   *   when needed without one
    */
-  constructor({ signalling, self, groupId, participants, frameCrypto, isModerator = () => false }) {
+  constructor({
+    signalling,
+    self,
+    groupId,
+    participants,
+    frameCrypto,
+    isModerator = () => false,
+    deviceKey = null,
+  }) {
     super();
+    this.deviceKey = deviceKey;
     this.signalling = signalling;
     this.self = self;
     this.groupIdText = groupId;
@@ -93,10 +105,18 @@ export class E2eeController extends EventTarget {
   }
 
   async freshMember() {
+    // One device key for every key package of this participant (the server fixes it at the
+    // first one): a key package sent again keeps it.
+    let deviceKey = await Promise.resolve(this.deviceKey).catch(() => null);
+    if (!deviceKey) {
+      this.deviceKey = prepareDeviceKey();
+      deviceKey = await this.deviceKey;
+    }
     this.member = await MlsMember.create({
       id: this.self.id,
       name: this.self.name,
       roster: (id) => this.roster(id),
+      deviceKey,
     });
     mark("key_package_sent");
     await this.signalling.request("mls_key_package", {

@@ -209,6 +209,42 @@ function zeroAll(secrets) {
   for (const secret of secrets) M.zeroOutUint8Array(secret);
 }
 
+// -- the device key -------------------------------------------------------------------------------
+
+/**
+ * A participant's MLS signature key pair (its device key), made before the participant id is
+ * known: the key pair does not depend on it, so the page makes it (and warms up the cipher
+ * suite) while it connects, and after the server's `welcome` only the key package's two
+ * signatures remain (MlsMember.create). Key packages sent again for the same participant
+ * (one the committer left out, a lost race to create the group) keep it: the server fixes a
+ * participant's device key at the first key package. The private key is a private field, so
+ * the object serialises (JSON, structured clone of its fields) to the public key only.
+ */
+export class DeviceKey {
+  #signKey;
+
+  /** @param {{signKey: Uint8Array, publicKey: Uint8Array}} pair */
+  constructor({ signKey, publicKey }) {
+    this.#signKey = signKey;
+    /** @type {Uint8Array} the Ed25519 public key (the `device_key`) */
+    this.publicKey = publicKey;
+  }
+
+  /** ts-mls's SignatureKeyPair, for generateKeyPackageWithKey. */
+  pair() {
+    return { signKey: this.#signKey, publicKey: this.publicKey.slice() };
+  }
+}
+
+/**
+ * A fresh device key (see DeviceKey).
+ * @returns {Promise<DeviceKey>}
+ */
+export async function prepareDeviceKey() {
+  const cs = await cipherSuite();
+  return new DeviceKey(await cs.signature.keygen());
+}
+
 // -- the session ----------------------------------------------------------------------------------
 
 export class MlsMember {
@@ -242,24 +278,30 @@ export class MlsMember {
   }
 
   /**
-   * A new member with a fresh signature key pair and key package (one per meeting join).
-   * @param {{id: string, name: string, roster: Roster, rejectInvalid?: boolean}} options
+   * A new member with a fresh key package (one per meeting join), signed by `deviceKey`, or by
+   * a fresh signature key pair without one.
+   * @param {{id: string, name: string, roster: Roster, rejectInvalid?: boolean,
+   *   deviceKey?: DeviceKey | null}} options
    *   roster: the server's participant list, consulted on every credential check.
    *   rejectInvalid (default true): refuse Welcomes and commits that bring in a leaf the roster
    *   does not vouch for; with false they are accepted and only marked valid:false in members().
+   *   deviceKey: from prepareDeviceKey(), made ahead of time (the credential, which names the
+   *   participant id and name, is made and signed here all the same).
    * @returns {Promise<MlsMember>}
    */
-  static async create({ id, name, roster, rejectInvalid = true }) {
+  static async create({ id, name, roster, rejectInvalid = true, deviceKey = null }) {
     if (typeof roster !== "function") throw new TypeError("roster must be a function");
+    if (deviceKey !== null && !(deviceKey instanceof DeviceKey)) {
+      throw new TypeError("deviceKey must be a DeviceKey");
+    }
     const cs = await cipherSuite();
     const credential = { credentialType: "basic", identity: encodeIdentity({ id, name }) };
-    const { publicPackage, privatePackage } = await M.generateKeyPackage(
-      credential,
-      M.defaultCapabilities(),
-      M.defaultLifetime,
-      [],
-      cs,
-    );
+    const capabilities = M.defaultCapabilities();
+    const lifetime = M.defaultLifetime;
+    const { publicPackage, privatePackage } =
+      deviceKey === null
+        ? await M.generateKeyPackage(credential, capabilities, lifetime, [], cs)
+        : await M.generateKeyPackageWithKey(credential, capabilities, lifetime, [], deviceKey.pair(), cs);
     return new MlsMember({ id, name, roster, rejectInvalid, cs, keyPackage: publicPackage, privatePackage });
   }
 
