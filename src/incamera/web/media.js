@@ -276,6 +276,16 @@ export class Subscriber extends EventTarget {
     return this.pc;
   }
 
+  /**
+   * Creates the peer connection before the first offer, so that the browser's WebRTC set-up
+   * and the DTLS certificate overlap the signalling connect instead of delaying the answer.
+   * Not with the legacy transform path: its configuration waits for the welcome's E2EE flag.
+   */
+  prepare() {
+    if (this.closed || this.frameCrypto?.legacy) return;
+    this.ensurePc();
+  }
+
   /** Handles a server `subscribe` offer: answer it and rebind mids to participants. */
   onOffer(message) {
     return this.serial.run(async () => {

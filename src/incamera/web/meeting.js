@@ -443,6 +443,7 @@ function newMediaSessions() {
   const crypto = state.encrypted === false ? null : frameCrypto;
   publisher = new Publisher(signalling, { frameCrypto: crypto });
   subscriber = new Subscriber(signalling, { frameCrypto: crypto });
+  subscriber.prepare();
   publisher.addEventListener("ice", () => updateConnectionBanner());
   subscriber.addEventListener("ice", () => updateConnectionBanner());
   subscriber.addEventListener("tracks", () => {
