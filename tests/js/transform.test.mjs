@@ -4,7 +4,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { EPOCH_RETAIN_MS, FrameTransform, KeyRing, TransformHub } from '../../src/incamera/web/e2ee/frame-crypto.js';
+import {
+  EPOCH_RETAIN_MS,
+  FrameTransform,
+  KEY_FRAME_RETRY_FOR_MS,
+  KEY_FRAME_RETRY_MS,
+  KeyRing,
+  TransformHub,
+} from '../../src/incamera/web/e2ee/frame-crypto.js';
 import { STREAM_CONTEXT, importBaseKey, mlsKid, parseHeader } from '../../src/incamera/web/e2ee/sframe.js';
 
 const seq = (n, start = 0) => Uint8Array.from({ length: n }, (_, i) => (start + i) & 0xff);
@@ -181,6 +188,45 @@ test('a receiver that lacked a key asks for a key frame when it arrives', async 
   assert.deepEqual(await receive(receiver, await send(sender, VP8_DELTA)), VP8_DELTA);
   await bobRing.installEpoch(2, SECRET[2], 2);
   assert.deepEqual(keyframes, ['7']); // nothing was missing this time
+});
+
+test('after a missing key arrived, a receiver asks again while only delta frames decrypt', async () => {
+  // The SFU passes one key frame request per 300 ms upstream: the first request may be absorbed
+  // by an earlier one whose key frame came before the key (and was dropped), so ask again.
+  const { time, aliceRing, bobRing, sender, receiver, keyframes } = await participants();
+  await aliceRing.installEpoch(1, SECRET[1], 1);
+  assert.equal(await receive(receiver, await send(sender, VP8_KEY, { type: 'key' }), { type: 'key' }), null);
+  await bobRing.installEpoch(1, SECRET[1], 2);
+  assert.deepEqual(keyframes, ['7']);
+  const delta = async () => receive(receiver, await send(sender, VP8_DELTA));
+  assert.deepEqual(await delta(), VP8_DELTA);
+  assert.equal(keyframes.length, 1); // not again at once
+  time.advance(KEY_FRAME_RETRY_MS);
+  assert.deepEqual(await delta(), VP8_DELTA);
+  assert.equal(keyframes.length, 2);
+  time.advance(KEY_FRAME_RETRY_MS / 2);
+  await delta();
+  assert.equal(keyframes.length, 2);
+  // A key frame ends the wait: later delta frames ask for nothing.
+  const key = await send(sender, VP8_KEY, { type: 'key' });
+  assert.deepEqual(await receive(receiver, key, { type: 'key' }), VP8_KEY);
+  time.advance(KEY_FRAME_RETRY_MS * 5);
+  await delta();
+  assert.equal(keyframes.length, 2);
+  // Without a key frame the asking stops after KEY_FRAME_RETRY_FOR_MS.
+  await aliceRing.installEpoch(2, SECRET[2], 1);
+  assert.equal(await delta(), null);
+  await bobRing.installEpoch(2, SECRET[2], 2);
+  assert.equal(keyframes.length, 3);
+  for (let t = 0; t < KEY_FRAME_RETRY_FOR_MS; t += KEY_FRAME_RETRY_MS) {
+    time.advance(KEY_FRAME_RETRY_MS);
+    await delta();
+  }
+  const asked = keyframes.length;
+  assert.ok(asked > 3 && asked <= 3 + KEY_FRAME_RETRY_FOR_MS / KEY_FRAME_RETRY_MS, String(asked));
+  time.advance(KEY_FRAME_RETRY_MS);
+  await delta();
+  assert.equal(keyframes.length, asked);
 });
 
 test('the epoch secret may be a non-extractable HKDF CryptoKey', async () => {

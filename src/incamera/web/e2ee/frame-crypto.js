@@ -13,7 +13,10 @@
 //    replaced by a newer one stays usable for EPOCH_RETAIN_MS, then is forgotten. A newer
 //    epoch with the same low four bits replaces the old one at once (RFC 9605 §5.2).
 //  - A receiver that dropped frames for want of a key asks for a key frame once that key
-//    arrives (the page forwards {type:'keyframe', mid} to the SFU).
+//    arrives (the page forwards {type:'keyframe', mid} to the SFU), and asks again every
+//    KEY_FRAME_RETRY_MS while it decrypts only delta frames (the SFU passes one request per
+//    300 ms upstream, so the first may have been absorbed by an earlier one whose key frame
+//    came before the key), for at most KEY_FRAME_RETRY_FOR_MS.
 
 import {
   DEFAULT_SUITE,
@@ -30,6 +33,8 @@ import {
 } from './sframe.js';
 
 export const EPOCH_RETAIN_MS = 10_000;
+export const KEY_FRAME_RETRY_MS = 100;
+export const KEY_FRAME_RETRY_FOR_MS = 3_000;
 const MAX_CACHED_KEYS = 4096; // per epoch; a flood of made-up KIDs only costs re-derivation
 
 function isCryptoKey(value) {
@@ -175,6 +180,8 @@ const KINDS = new Set(['audio', 'video']);
 /** One RTCRtpSender's or RTCRtpReceiver's frames through SFrame. */
 export class FrameTransform {
   #hadNoKey = false;
+  #keyFrameAskedAt = null; // a receiver's last request while it waits for a key frame
+  #keyFrameWaitSince = null;
   #unsubscribe;
 
   /**
@@ -202,8 +209,25 @@ export class FrameTransform {
 
   #installed(bits) {
     if (this.role !== 'recv' || !this.missingEpochs.delete(bits)) return;
+    if (this.kind === 'video') this.#keyFrameWaitSince = this.ring.now();
+    this.#askForKeyFrame();
+  }
+
+  #askForKeyFrame() {
+    this.#keyFrameAskedAt = this.ring.now();
     this.onKeyFrameNeeded(this.mid);
     this.requestKeyFrame?.();
+  }
+
+  /** After a decrypted video frame: stop waiting at a key frame, else maybe ask again. */
+  #decryptedVideo(frame) {
+    if (this.#keyFrameWaitSince === null) return;
+    const now = this.ring.now();
+    if (frame.type === 'key' || now - this.#keyFrameWaitSince >= KEY_FRAME_RETRY_FOR_MS) {
+      this.#keyFrameWaitSince = this.#keyFrameAskedAt = null;
+    } else if (now - this.#keyFrameAskedAt >= KEY_FRAME_RETRY_MS) {
+      this.#askForKeyFrame();
+    }
   }
 
   /** The frame's codec: metadata mimeType, else the payload type map, else by kind. */
@@ -260,6 +284,7 @@ export class FrameTransform {
       const plain = await openFrame((kid) => this.ring.receiveKey(kid), codec, frame.data, this.ring.tagLength);
       frame.data = plain.buffer;
       this.stats.decrypted++;
+      if (this.kind === 'video') this.#decryptedVideo(frame);
       return true;
     } catch (error) {
       if (error instanceof UnknownKidError) {
