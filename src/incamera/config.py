@@ -309,6 +309,11 @@ class IdentitySettings(BaseModel):
     signin_window_seconds: int = Field(
         default=900, ge=1, description="the window of signin_attempts, in seconds"
     )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="file with the key that seals second-factor (TOTP) seeds in the "
+        "database; created with mode 0600 if missing (default: <data_dir>/secret.key)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> IdentitySettings:
@@ -506,6 +511,11 @@ class Settings(BaseSettings):
         elif ":" in host:
             host = f"[{host}]"
         return f"{scheme}://{host}:{self.bind_port}"
+
+    @property
+    def secret_key_path(self) -> Path:
+        """``identity.secret_key_file`` after defaults are applied."""
+        return self.identity.secret_key_file or self.data_dir / "secret.key"
 
     @property
     def db_url(self) -> str:

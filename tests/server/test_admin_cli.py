@@ -9,6 +9,7 @@ import pytest
 
 from incamera.identity.accounts import Accounts, BadCredentials
 from incamera.identity.passwords import PasswordHashing
+from incamera.identity.secret_box import SecretBox
 from incamera.server import admin
 from incamera.store import Database
 from incamera.store.accounts import AccountStore
@@ -27,7 +28,8 @@ def run(tmp_path: Path, *args: str, stdin: str = "") -> int:
 
 def accounts(tmp_path: Path) -> Accounts:
     database = Database(f"sqlite:///{tmp_path / 'data' / 'incamera.db'}")
-    return Accounts(AccountStore(database), PasswordHashing())
+    box = SecretBox.from_file(tmp_path / "data" / "secret.key")
+    return Accounts(AccountStore(database), PasswordHashing(), box)
 
 
 def test_create_reset_disable(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

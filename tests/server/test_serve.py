@@ -147,6 +147,28 @@ def test_busy_port_is_reported(tmp_path: Path):
     assert f"cannot listen on 127.0.0.1 port {port}" in err
 
 
+def test_a_secret_key_file_others_can_read_stops_the_start(tmp_path: Path):
+    data = tmp_path / "data"
+    data.mkdir()
+    key = data / "secret.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o644)
+    process = incamera(
+        "serve",
+        "--bind-port",
+        "0",
+        "--data-dir",
+        str(data),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2  # the configuration was refused
+    assert "secret.key is accessible to other users (mode 644); make it 0600" in err
+    assert "incamera is running" not in out
+
+
 def self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])

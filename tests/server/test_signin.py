@@ -237,8 +237,11 @@ async def test_totp_enrolment_page(server: RunningServer):
     good = totp.code_at(secret, time.time())
     done = await client.post("/signin/totp", data={"csrf_token": token, "code": good})
     assert done.status_code == 200 and 'id="totp-on"' in done.text
-    account = await to_thread.run_sync(identity_of(server.app).accounts.by_username, "alice")
-    assert account.totp_secret == secret
+    accounts = identity_of(server.app).accounts
+    account = await to_thread.run_sync(accounts.by_username, "alice")
+    # Stored sealed under the key file's key, bound to the account (secret_box.py).
+    assert account.totp_secret is not None and secret not in account.totp_secret
+    assert accounts.box.open(account.totp_secret, account.id) == secret
 
 
 async def test_signed_in_person_changes_their_own_password(server: RunningServer):

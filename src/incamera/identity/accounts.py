@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+import structlog
+
 from incamera.store.accounts import AccountRecord, AccountStore
 
 from . import totp
 from .passwords import PasswordHashing, PasswordRejected, check_new_password
 from .principal import AuthMethod, SignedInAccount
+from .secret_box import SealedSecretError, SecretBox
 from .sessions import utc_now
+
+log = structlog.get_logger(__name__)
 
 USERNAME_MAX = 100
 DISPLAY_NAME_MAX = 200
@@ -110,10 +115,12 @@ class Accounts:
         self,
         store: AccountStore,
         hashing: PasswordHashing,
+        box: SecretBox,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
         self.hashing = hashing
+        self.box = box  # seals TOTP seeds at rest (secret_box.py)
         self.clock = clock
 
     def get(self, account_id: str) -> AccountRecord:
@@ -208,9 +215,8 @@ class Accounts:
             raise AccountDisabled()
         if account.totp_secret is None:
             raise BadCredentials("This account has no second factor.")
-        step = totp.verify(
-            account.totp_secret, code, self.clock().timestamp(), account.totp_last_step
-        )
+        secret = self._totp_seed(account.id, account.totp_secret)
+        step = totp.verify(secret, code, self.clock().timestamp(), account.totp_last_step)
         if step is None or not self.store.use_totp_step(account.id, step):
             raise BadCredentials("Wrong or already used code.")
         return account
@@ -228,7 +234,29 @@ class Accounts:
         step = totp.verify(secret, code, self.clock().timestamp(), None)
         if step is None:
             raise BadCredentials("Wrong code: check the time on your device and try again.")
-        self.store.update(account_id, totp_secret=secret, totp_last_step=step)
+        sealed = self.box.seal(secret, account_id)
+        self.store.update(account_id, totp_secret=sealed, totp_last_step=step)
+
+    def _totp_seed(self, account_id: str, stored: bytes) -> bytes:
+        if len(stored) == totp.SECRET_BYTES:  # stored before seeds were sealed
+            return stored
+        try:
+            return self.box.open(stored, account_id)
+        except SealedSecretError:
+            log.error("a second factor does not open with the secret key (another key file?)")
+            raise AccountError(
+                "The second factor of this account cannot be checked. "
+                "Ask your administrator to reset it."
+            ) from None
+
+    def seal_stored_seeds(self) -> int:
+        """Seal TOTP seeds stored in clear by an earlier version; returns how many."""
+        sealed = 0
+        for account_id, stored in self.store.totp_secrets():
+            if len(stored) == totp.SECRET_BYTES:
+                self.store.update(account_id, totp_secret=self.box.seal(stored, account_id))
+                sealed += 1
+        return sealed
 
     def remove_totp(self, account_id: str) -> None:
         self.store.update(account_id, totp_secret=None, totp_last_step=None)

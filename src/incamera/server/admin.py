@@ -21,6 +21,7 @@ from typing import Any
 from incamera.config import ConfigError, load_settings
 from incamera.identity.accounts import AccountError, Accounts
 from incamera.identity.passwords import PasswordHashing, PasswordRejected
+from incamera.identity.secret_box import SecretBox, SecretKeyError
 from incamera.identity.sessions import Sessions
 from incamera.store import Database, DatabaseUnavailable
 from incamera.store.accounts import AccountStore, UsernameTaken
@@ -125,10 +126,18 @@ def main(argv: Sequence[str]) -> int:
     database = Database(settings.db_url)
     try:
         database.upgrade()
-        accounts = Accounts(AccountStore(database), PasswordHashing())
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        box = SecretBox.from_file(settings.secret_key_path)
+        accounts = Accounts(AccountStore(database), PasswordHashing(), box)
         sessions = Sessions(SessionStore(database))
         return run(options, accounts, sessions)
-    except (AccountError, PasswordRejected, UsernameTaken, DatabaseUnavailable) as exc:
+    except (
+        AccountError,
+        PasswordRejected,
+        UsernameTaken,
+        DatabaseUnavailable,
+        SecretKeyError,
+    ) as exc:
         print(f"incamera admin: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:

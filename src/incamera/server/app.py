@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from incamera.config import Settings, is_loopback_host
+from incamera.identity.secret_box import SecretKeyError
 from incamera.media import fanout_kernel
 from incamera.rooms.access import Argon2PinHasher, is_guest_id
 from incamera.signalling.conferences import Conferences
@@ -147,6 +148,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     context = ServerContext.of(app)
     context.settings.data_dir.mkdir(parents=True, exist_ok=True)
     await to_thread.run_sync(context.database.upgrade)
+    try:  # sign-in needs the secret key: a bad key file stops the start, with its reason
+        identity = await to_thread.run_sync(auth_routes.identity_of, app)
+    except SecretKeyError as exc:
+        log.error("cannot start", reason=str(exc))
+        raise
+    sealed = await to_thread.run_sync(identity.accounts.seal_stored_seeds)
+    if sealed:
+        log.info("second-factor seeds sealed with the secret key", count=sealed)
     await context.registry.recover()
     audit: AuditLog = app.state.audit
     audit.start()

@@ -39,6 +39,7 @@ from incamera.identity.accounts import (
 from incamera.identity.oidc import CALLBACK_PATH, OidcClient, OidcError, OidcFlow
 from incamera.identity.passwords import MIN_LENGTH, PasswordHashing, PasswordRejected
 from incamera.identity.principal import Guest, Principal, SignedInAccount
+from incamera.identity.secret_box import SecretBox
 from incamera.identity.sessions import Session, SessionPolicy, Sessions
 from incamera.identity.throttle import FailureThrottle, Throttled
 from incamera.store import Database
@@ -130,7 +131,11 @@ class Identity:
                 scopes=settings.oidc.scopes,
             )
         return cls(
-            accounts=Accounts(AccountStore(database), PasswordHashing()),
+            accounts=Accounts(
+                AccountStore(database),
+                PasswordHashing(),
+                SecretBox.from_file(settings.secret_key_path),
+            ),
             sessions=Sessions(
                 SessionStore(database),
                 SessionPolicy(

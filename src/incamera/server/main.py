@@ -28,6 +28,7 @@ from incamera.config import (
     iter_settings,
     load_settings,
 )
+from incamera.identity.secret_box import SecretBox, SecretKeyError
 
 from .app import create_app
 from .logs import configure_logging
@@ -147,6 +148,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _check_secret_key(settings: Settings) -> None:
+    """The key that seals second-factor seeds (created on first start): a key file others
+    can read, or one of the wrong size, is refused before anything starts."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    SecretBox.from_file(settings.secret_key_path)
+
+
 async def _serve(server: uvicorn.Server, sock: socket.socket, base_url: str) -> None:
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     while not server.started and not task.done():
@@ -160,7 +168,8 @@ def main(argv: list[str]) -> int:
     try:
         settings = parse_settings(argv)
         _check_tls(settings)
-    except ConfigError as exc:
+        _check_secret_key(settings)
+    except (ConfigError, SecretKeyError) as exc:
         print(f"incamera serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 

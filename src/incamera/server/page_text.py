@@ -204,6 +204,12 @@ TEXT: Final[Mapping[str, Mapping[Lang, str]]] = {
         "en": "The current password is not right.",
         "de": "Das aktuelle Passwort ist nicht richtig.",
     },
+    "error.totp_unreadable": {
+        "en": "The second factor of this account cannot be checked. "
+        "Ask your administrator to reset it.",
+        "de": "Der zweite Faktor dieses Kontos kann nicht geprüft werden. Bitte lassen Sie "
+        "ihn von Ihrer Administration zurücksetzen.",
+    },
     "error.no_account": {
         "en": "no such account",
         "de": "Dieses Konto gibt es nicht mehr.",

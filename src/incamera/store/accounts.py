@@ -95,6 +95,15 @@ class AccountStore:
         with self._engine.begin() as connection:
             connection.execute(accounts.update().where(accounts.c.id == account_id).values(values))
 
+    def totp_secrets(self) -> list[tuple[str, bytes]]:
+        """(account id, stored TOTP secret) of every account with a second factor."""
+        column = accounts.c.totp_secret
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(accounts.c.id, column).where(column.is_not(None))
+            ).all()
+        return [(row.id, bytes(row.totp_secret)) for row in rows]
+
     def use_totp_step(self, account_id: str, step: int) -> bool:
         """Record ``step`` as the last used TOTP step unless an equal or later one was used
         already (atomic: two concurrent uses of one code cannot both succeed)."""
