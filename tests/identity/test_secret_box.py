@@ -4,6 +4,7 @@ clearly)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import time
@@ -106,3 +107,15 @@ def test_seeds_are_sealed_on_enrolment_and_old_clear_ones_at_start(tmp_path: Pat
     other = _accounts(tmp_path, bytes(KEY_BYTES))
     with pytest.raises(AccountError, match="cannot be checked"):
         other.check_totp(alice.id, totp.code_at(seed, now + 30))
+
+
+def test_a_pending_enrolment_is_sealed_for_its_account(tmp_path: Path):
+    accounts = _accounts(tmp_path, bytes(range(KEY_BYTES)))
+    alice = accounts.create("alice", "Alice", "correct horse battery")
+    bob = accounts.create("bob", "Bob", "correct horse battery")
+    seed = totp.new_secret()
+    token = accounts.enrolment_token(alice.id, seed)
+    assert base64.b64encode(seed).decode() not in token
+    assert accounts.enrolment_secret(alice.id, token) == seed
+    assert accounts.enrolment_secret(bob.id, token) is None  # not another account's
+    assert accounts.enrolment_secret(alice.id, "not base64!") is None

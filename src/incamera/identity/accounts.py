@@ -7,6 +7,7 @@ messages for a wrong name or password never say which of the two was wrong.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from collections.abc import Callable
@@ -93,8 +94,6 @@ class TotpEnrolment:
 
     @property
     def secret_base32(self) -> str:
-        import base64
-
         return base64.b32encode(self.secret).decode("ascii").rstrip("=")
 
 
@@ -228,6 +227,19 @@ class Accounts:
         secret = totp.new_secret()
         label = account.username or account.display_name
         return TotpEnrolment(secret, totp.provisioning_uri(secret, label, TOTP_ISSUER))
+
+    def enrolment_token(self, account_id: str, secret: bytes) -> str:
+        """``secret`` sealed for the session between ``begin_totp`` and ``confirm_totp``
+        (sessions are stored in the database too)."""
+        sealed = self.box.seal(secret, f"enrol:{account_id}")
+        return base64.b64encode(sealed).decode("ascii")
+
+    def enrolment_secret(self, account_id: str, token: str) -> bytes | None:
+        """The secret of ``enrolment_token``, or None if it is not one for this account."""
+        try:
+            return self.box.open(base64.b64decode(token, validate=True), f"enrol:{account_id}")
+        except (ValueError, SealedSecretError):
+            return None
 
     def confirm_totp(self, account_id: str, secret: bytes, code: str) -> None:
         """Store ``secret`` once the person proved their app has it (a current code)."""

@@ -691,7 +691,8 @@ async def totp_begin(request: Request) -> Response:
     if account.password_hash is None:
         raise ApiError(409, "no_local_password", "single sign-on accounts use the provider's 2FA")
     enrolment = identity.accounts.begin_totp(account)
-    data = {**session.data, "totp_enrol": base64.b64encode(enrolment.secret).decode()}
+    token = identity.accounts.enrolment_token(account.id, enrolment.secret)
+    data = {**session.data, "totp_enrol": token}
     await to_thread.run_sync(identity.sessions.set_data, session, data)
     return JSONResponse({"secret": enrolment.secret_base32, "uri": enrolment.uri}, headers=NO_STORE)
 
@@ -703,12 +704,15 @@ async def totp_confirm(request: Request) -> Response:
     body = await read_json_body(request)
     code = body.get("code") if isinstance(body, dict) else None
     pending = session.data.get("totp_enrol")
-    if not isinstance(code, str) or not isinstance(pending, str):
+    secret = (
+        identity.accounts.enrolment_secret(who.account_id, pending)
+        if isinstance(pending, str)
+        else None
+    )
+    if not isinstance(code, str) or secret is None:
         raise ApiError(400, "invalid_request", "start with POST /api/me/totp, then send a code")
     try:
-        await to_thread.run_sync(
-            identity.accounts.confirm_totp, who.account_id, base64.b64decode(pending), code
-        )
+        await to_thread.run_sync(identity.accounts.confirm_totp, who.account_id, secret, code)
     except BadCredentials as exc:
         raise ApiError(400, "wrong_code", str(exc)) from None
     data = {k: v for k, v in session.data.items() if k != "totp_enrol"}
@@ -728,7 +732,8 @@ async def totp_page(request: Request) -> Response:
         body = _error(_say(request, "totp.sso_account"))
         return _page(request, _say(request, "totp.title"), body, 409)
     enrolment = identity.accounts.begin_totp(account)
-    data = {**session.data, "totp_enrol": base64.b64encode(enrolment.secret).decode()}
+    token = identity.accounts.enrolment_token(account.id, enrolment.secret)
+    data = {**session.data, "totp_enrol": token}
     session = await to_thread.run_sync(identity.sessions.set_data, session, data)
     return _totp_enrol_form(request, session, enrolment.secret_base32, enrolment.uri, None, 200)
 
@@ -764,9 +769,13 @@ async def totp_page_submit(request: Request) -> Response:
     except csrf.CsrfRejected:
         again = _error(_say(request, "form.try_again"))
         return _page(request, _say(request, "totp.title"), again, 403)
-    if not isinstance(pending, str):
+    secret = (
+        identity.accounts.enrolment_secret(who.account_id, pending)
+        if isinstance(pending, str)
+        else None
+    )
+    if secret is None:
         return RedirectResponse("/signin/totp", status_code=303, headers=NO_STORE)
-    secret = base64.b64decode(pending)
     try:
         await to_thread.run_sync(
             identity.accounts.confirm_totp, who.account_id, secret, form.get("code", "")
