@@ -369,6 +369,9 @@ async function join(name, { devices = null } = {}) {
   signalling.addEventListener("state", (event) => onSignallingState(event.detail.state));
   signalling.addEventListener("closed", (event) => onClosed(event.detail.reason));
 
+  // The socket first: the welcome is a network round trip away, and what follows runs
+  // meanwhile (in this same task, so before any message of the socket is handled).
+  const joined = signalling.join();
   // The SFrame worker starts loading now; it is used if the welcome says E2EE.
   frameCrypto ??= e2eeSupported() ? new FrameCrypto() : null;
   if (frameCrypto) preparedDeviceKey ??= prepareDeviceKey().catch(() => null);
@@ -376,12 +379,12 @@ async function join(name, { devices = null } = {}) {
     markStep("key_frame_request");
     signalling?.send("key_frame", { mid: event.detail.mid });
   });
-  // Before the hello: the server offers the existing tracks right after its welcome.
+  // Before the welcome: the server offers the existing tracks right after it.
   newMediaSessions();
   let welcome;
   try {
     // Devices (autojoin) and the socket open in parallel: joining is on the critical path.
-    const [w, opened] = await Promise.all([signalling.join(), devices]);
+    const [w, opened] = await Promise.all([joined, devices]);
     welcome = w;
     if (opened) {
       local.camera = opened.camera;
