@@ -352,6 +352,12 @@ class OidcSettings(BaseModel):
         max_length=60,
         description='shown on the sign-in button: "Sign in with <provider_name>"',
     )
+    end_provider_session: bool = Field(
+        default=True,
+        description="signing out of incamera also ends the session at the provider "
+        "(RP-initiated logout) when the provider offers an end_session_endpoint; register "
+        "<public_url>/ as the client's post-logout redirect URI",
+    )
 
     @field_validator("issuer")
     @classmethod

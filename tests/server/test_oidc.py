@@ -157,6 +157,30 @@ async def test_wrong_password_at_the_provider_signs_nobody_in(sso: SsoSetup):
         assert (await client.get(f"{sso.origin}/api/me")).json()["kind"] == "guest"
 
 
+async def test_signing_out_ends_the_session_at_the_provider_too(sso: SsoSetup):
+    async with sso.browser() as client:
+        to_callback = await provider_login(client, sso, "alice", "alice-password-1")
+        done = await client.get(str(to_callback.url.join(to_callback.headers["location"])))
+        assert done.status_code == 303
+        me = (await client.get(f"{sso.origin}/api/me")).json()
+        assert me["method"] == "oidc"
+        out = await client.post(f"{sso.origin}/signout", data={"csrf_token": me["csrf_token"]})
+        assert out.status_code == 303
+        target = httpx.URL(out.headers["location"])
+        assert str(target).startswith(f"{sso.provider.issuer}/session/end?")
+        query = parse_qs(target.query.decode())
+        assert query["post_logout_redirect_uri"] == [f"{sso.origin}/"]
+        assert query["client_id"] == [sso.provider.client_id]
+        assert query["id_token_hint"][0].count(".") == 2  # the id token of the sign-in
+        # Signed out here at once; the provider accepts the request (its confirmation page).
+        assert (await client.get(f"{sso.origin}/api/me")).json()["kind"] == "guest"
+        confirm = await client.get(str(target))
+        assert confirm.status_code == 200 and "sign me out" in confirm.text
+        # Browsers apply form-action to the sign-out form's redirect: the provider is named.
+        csp = (await client.get(f"{sso.origin}/")).headers["content-security-policy"]
+        assert f"form-action 'self' {sso.provider.issuer};" in csp
+
+
 @pytest.mark.browser
 async def test_sign_in_with_the_provider_in_chromium(sso: SsoSetup):
     """A person clicks "Sign in", then "Sign in with Test IdP", types their password on the
@@ -191,8 +215,18 @@ async def test_sign_in_with_the_provider_in_chromium(sso: SsoSetup):
             session = next(c for c in cookies if c["name"] == "incamera_session")
             assert session["httpOnly"] and session["sameSite"] == "Lax"
 
+            # Signing out ends the session at the provider too: its page asks, then sends
+            # the browser back to the landing page, signed out.
             await page.get_by_role("button", name="Sign out").click()
+            await page.wait_for_url(f"{sso.provider.issuer}/session/end**")
+            await page.get_by_role("button", name="Yes, sign me out").click()
+            await page.wait_for_url(f"{sso.origin}/")
             await page.get_by_role("link", name="Sign in").wait_for(state="visible")
+            # The provider's session is gone: signing in asks for the password again.
+            await page.get_by_role("link", name="Sign in").click()
+            await page.get_by_role("link", name="Sign in with Test IdP").click()
+            await page.wait_for_url(f"{sso.provider.issuer}/interaction/**")
+            await page.get_by_label("Password").wait_for(state="visible")
         finally:
             await browser.close()
     assert problems == []

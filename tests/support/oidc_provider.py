@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -89,6 +90,10 @@ def start_provider(redirect_uris: list[str]) -> OidcProvider:
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
                 "redirect_uris": redirect_uris,
+                # incamera's landing page, where signing out at the provider returns
+                "post_logout_redirect_uris": sorted(
+                    {f"{urlsplit(uri).scheme}://{urlsplit(uri).netloc}/" for uri in redirect_uris}
+                ),
             }
         ],
         "users": USERS,

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
@@ -62,6 +62,7 @@ class ProviderMetadata:
     token_endpoint: str
     jwks_uri: str
     userinfo_endpoint: str | None
+    end_session_endpoint: str | None  # OpenID Connect RP-Initiated Logout 1.0, section 2.1
     token_auth_methods: tuple[str, ...]
     signing_algorithms: tuple[str, ...]
 
@@ -80,11 +81,13 @@ class ProviderMetadata:
         except KeyError as exc:
             raise OidcError(f"The identity provider's discovery document lacks {exc}.") from None
         userinfo = document.get("userinfo_endpoint")
+        end_session = document.get("end_session_endpoint")
         methods = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
         algorithms = document.get("id_token_signing_alg_values_supported") or ["RS256"]
         return cls(
             issuer=expected_issuer,
             userinfo_endpoint=_https_or_loopback(str(userinfo)) if userinfo else None,
+            end_session_endpoint=_https_or_loopback(str(end_session)) if end_session else None,
             token_auth_methods=tuple(str(m) for m in methods),
             signing_algorithms=tuple(a for a in algorithms if a in ALLOWED_ALGORITHMS),
             **endpoints,
@@ -134,6 +137,7 @@ class OidcIdentity:
     subject: str
     display_name: str
     email: str | None
+    id_token: str  # kept with the session: the hint for signing out at the provider
 
 
 def _display_name(claims: Mapping[str, Any]) -> str | None:
@@ -156,6 +160,7 @@ class OidcClient:
         client_id: str,
         client_secret: str,
         redirect_uri: str,
+        post_logout_redirect_uri: str | None = None,
         scopes: str = "openid profile email",
         clock: Callable[[], float] = time.time,
         http: Callable[[], httpx.AsyncClient] | None = None,
@@ -164,6 +169,7 @@ class OidcClient:
         self.client_id = client_id
         self.client_secret = client_secret
         self.redirect_uri = redirect_uri
+        self.post_logout_redirect_uri = post_logout_redirect_uri
         words = scopes.split()
         self.scope = " ".join(["openid", *[w for w in words if w != "openid"]])
         self.clock = clock
@@ -266,7 +272,29 @@ class OidcClient:
             subject=str(claims["sub"]),
             display_name=name or "Signed-in user",
             email=email,
+            id_token=id_token,
         )
+
+    async def logout_url(self, id_token: str) -> str | None:
+        """Where to send the browser to end its session at the provider too (OpenID Connect
+        RP-Initiated Logout 1.0), or None when the provider offers no end-session endpoint
+        or no return address is configured."""
+        if self.post_logout_redirect_uri is None:
+            return None
+        try:
+            endpoint = (await self.metadata()).end_session_endpoint
+        except OidcError:
+            return None  # the provider is unreachable: sign out here only
+        if endpoint is None:
+            return None
+        query = urlencode(
+            {
+                "id_token_hint": id_token,
+                "post_logout_redirect_uri": self.post_logout_redirect_uri,
+                "client_id": self.client_id,
+            }
+        )
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
     async def _exchange(self, code: str, flow: OidcFlow) -> dict[str, Any]:
         metadata = await self.metadata()

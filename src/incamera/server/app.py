@@ -45,7 +45,7 @@ from .context import ServerContext
 from .logs import redact_path
 from .meetings import ClosePolicy, is_meeting_id
 from .registry import MeetingRegistry
-from .security import SecurityHeadersMiddleware
+from .security import SecurityHeadersMiddleware, origin_of
 
 log = structlog.get_logger(__name__)
 
@@ -141,6 +141,15 @@ async def housekeeping(app: Starlette, interval: float = HOUSEKEEPING_INTERVAL) 
         except Exception:
             log.exception("housekeeping failed")
         await asyncio.sleep(interval)
+
+
+def sso_logout_origins(settings: Settings) -> tuple[str, ...]:
+    """Where signing out may continue: the single sign-on provider's origin, when signing
+    out there too is configured (auth_routes.signout)."""
+    oidc = settings.oidc
+    if oidc.issuer is None or not oidc.end_provider_session:
+        return ()
+    return (origin_of(oidc.issuer),)
 
 
 @contextlib.asynccontextmanager
@@ -314,7 +323,11 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(AccessLogMiddleware),
-            Middleware(SecurityHeadersMiddleware, base_url=settings.base_url),
+            Middleware(
+                SecurityHeadersMiddleware,
+                base_url=settings.base_url,
+                form_targets=sso_logout_origins(settings),
+            ),
             Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings)),
             Middleware(CatchAllMiddleware),
         ],

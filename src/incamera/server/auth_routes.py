@@ -50,6 +50,7 @@ from . import page_text
 from .api import ApiError, read_json_body
 from .context import ServerContext
 from .page_text import Lang, error_text, html_text, text
+from .security import origin_of
 
 log = structlog.get_logger(__name__)
 
@@ -128,6 +129,9 @@ class Identity:
                 client_id=settings.oidc.client_id,
                 client_secret=settings.oidc.client_secret,
                 redirect_uri=settings.base_url + CALLBACK_PATH,
+                post_logout_redirect_uri=(
+                    settings.base_url + "/" if settings.oidc.end_provider_session else None
+                ),
                 scopes=settings.oidc.scopes,
             )
         return cls(
@@ -396,12 +400,16 @@ async def _begin_signed_in(
     method: str,
     issuer: str | None = None,
     to: str = "/",
+    id_token: str | None = None,
 ) -> Response:
-    """End the pre-sign-in session and start a fresh one (no session fixation)."""
+    """End the pre-sign-in session and start a fresh one (no session fixation). A single
+    sign-on session keeps the provider's id token: signing out sends it back as the hint."""
     identity = identity_of(request.app)
     if old is not None:
         await to_thread.run_sync(identity.sessions.end, old)
-    data = {"issuer": issuer} if issuer else {}
+    data: dict[str, str] = {"issuer": issuer} if issuer else {}
+    if id_token:
+        data["id_token"] = id_token
     session = await to_thread.run_sync(lambda: identity.sessions.start(account.id, method, data))
     response = RedirectResponse(to, status_code=303, headers=NO_STORE)
     identity.cookie.set(response, session.id)
@@ -607,6 +615,15 @@ async def signout(request: Request) -> Response:
         refused = _error(_say(request, "signout.refused"))
         return _page(request, _say(request, "signout.title"), refused, 403)
     await to_thread.run_sync(identity.sessions.end, session)
+    id_token = session.data.get("id_token")
+    if identity.oidc is not None and session.auth_method == "oidc" and isinstance(id_token, str):
+        # Signed in through the provider: end the session there too (RP-initiated logout),
+        # which comes back to the landing page.
+        elsewhere = await identity.oidc.logout_url(id_token)
+        if elsewhere is not None and origin_of(elsewhere) == origin_of(identity.oidc.issuer):
+            response = RedirectResponse(elsewhere, status_code=303, headers=NO_STORE)
+        elif elsewhere is not None:  # the page's form-action allows the issuer's origin only
+            log.warning("the provider's end-session endpoint is on another origin: not used")
     identity.cookie.clear(response)
     return response
 
@@ -655,7 +672,11 @@ async def oidc_callback(request: Request) -> Response:
         return _password_form(request, session, _explain(request, exc), 400)
     except AccountDisabled as exc:
         return _password_form(request, session, _explain(request, exc), 403)
-    return await _begin_signed_in(request, session, account, "oidc", issuer=found.issuer)
+    # The id token is kept only as the hint for signing out at the provider too.
+    hint = found.id_token if identity.oidc.post_logout_redirect_uri else None
+    return await _begin_signed_in(
+        request, session, account, "oidc", issuer=found.issuer, id_token=hint
+    )
 
 
 # --- JSON API ------------------------------------------------------------------------------

@@ -11,11 +11,18 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-def content_security_policy(base_url: str) -> str:
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(base_url: str, form_targets: tuple[str, ...] = ()) -> str:
     """The CSP for pages served from ``base_url`` (an origin such as http://localhost:8080).
 
     ``connect-src`` names the WebSocket origin explicitly as well as ``'self'``: older
-    browsers did not let ``'self'`` match ws:/wss: URLs.
+    browsers did not let ``'self'`` match ws:/wss: URLs. ``form_targets``: other origins a
+    form submission may end at through a redirect (browsers apply ``form-action`` to the
+    redirects too): the single sign-on provider, where signing out continues.
     """
     parts = urlsplit(base_url)
     ws_origin = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}"
@@ -31,7 +38,7 @@ def content_security_policy(base_url: str) -> str:
         "manifest-src": "'self'",
         "object-src": "'none'",
         "base-uri": "'none'",
-        "form-action": "'self'",
+        "form-action": " ".join(("'self'", *form_targets)),
         "frame-ancestors": "'none'",
     }
     return "; ".join(f"{name} {value}" for name, value in directives.items())
@@ -51,9 +58,11 @@ PERMISSIONS_POLICY = ", ".join(
 )
 
 
-def security_headers(base_url: str) -> list[tuple[bytes, bytes]]:
+def security_headers(
+    base_url: str, form_targets: tuple[str, ...] = ()
+) -> list[tuple[bytes, bytes]]:
     headers = {
-        "content-security-policy": content_security_policy(base_url),
+        "content-security-policy": content_security_policy(base_url, form_targets),
         "x-content-type-options": "nosniff",
         "referrer-policy": "no-referrer",
         "permissions-policy": PERMISSIONS_POLICY,
@@ -70,9 +79,9 @@ class SecurityHeadersMiddleware:
     """Pure ASGI middleware: sets the headers above on every HTTP response (replacing any
     the endpoint set, so a handler cannot weaken them by accident)."""
 
-    def __init__(self, app: ASGIApp, base_url: str) -> None:
+    def __init__(self, app: ASGIApp, base_url: str, form_targets: tuple[str, ...] = ()) -> None:
         self.app = app
-        self.headers = security_headers(base_url)
+        self.headers = security_headers(base_url, form_targets)
         self._names = {name for name, _ in self.headers}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
