@@ -253,6 +253,19 @@ class AuditSettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """``GET /metrics`` for Prometheus (docs/operations.md, "Metrics")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="bearer token a scraper sends to read /metrics (Authorization: Bearer "
+        "<token>, at least 16 characters); /metrics answers 404 while unset",
+    )
+
+
 class TestingSettings(BaseModel):
     """Hooks for the test suite only. Never enable them in production."""
 
@@ -441,6 +454,7 @@ class Settings(BaseSettings):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @classmethod
     def settings_customise_sources(

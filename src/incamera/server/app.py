@@ -38,7 +38,7 @@ from incamera.signalling.endpoint import websocket_endpoint
 from incamera.store import Database, MeetingStore
 from incamera.store.audit import AuditStore
 
-from . import api, auth_routes
+from . import api, auth_routes, metrics
 from .admission import Admission
 from .audit import AuditLog
 from .context import ServerContext
@@ -315,6 +315,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *api.routes,
         *auth_routes.routes,
+        *metrics.routes,
         WebSocketRoute("/api/meetings/{meeting_id}/ws", websocket_endpoint),
         Route("/m/{meeting_id}", meeting_page, methods=["GET", "HEAD"]),
         Mount("/", app=StaticFiles(directory=WEB_DIR, html=True), name="web"),

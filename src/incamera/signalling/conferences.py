@@ -91,6 +91,15 @@ class Conferences:
     def find(self, meeting_id: str) -> Conference | None:
         return self._by_meeting.get(meeting_id)
 
+    def census(self) -> tuple[int, int, int]:
+        """(live conferences, participants in them, people waiting in their lobbies)."""
+        conferences = list(self._by_meeting.values())
+        return (
+            len(conferences),
+            sum(len(c.members) for c in conferences),
+            sum(len(c.waiting) for c in conferences),
+        )
+
     async def join(
         self,
         meeting_id: str,
