@@ -275,6 +275,11 @@ class Accounts:
 
     # --- administration -----------------------------------------------------------------------
 
+    def delete(self, account_id: str) -> None:
+        """Erase the account and what is stored with it (AccountStore.delete)."""
+        if not self.store.delete(account_id):
+            raise NoSuchAccount("no such account")
+
     def set_disabled(self, account_id: str, disabled: bool) -> None:
         self.get(account_id)
         self.store.update(account_id, disabled_at=self.clock() if disabled else None)

@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from incamera.config import ConfigError, load_settings
-from incamera.identity.accounts import AccountError, Accounts
+from incamera.identity.accounts import AccountError, Accounts, NoSuchAccount
 from incamera.identity.passwords import PasswordHashing, PasswordRejected
 from incamera.identity.secret_box import SecretBox, SecretKeyError
 from incamera.identity.sessions import Sessions
 from incamera.store import Database, DatabaseUnavailable
-from incamera.store.accounts import AccountStore, UsernameTaken
+from incamera.store.accounts import AccountRecord, AccountStore, UsernameTaken
 from incamera.store.sessions import SessionStore
 
 EXIT_USAGE = 2
@@ -56,8 +56,50 @@ def build_parser() -> argparse.ArgumentParser:
         ("enable-user", "allow sign-in again"),
         ("reset-totp", "remove the second factor (lost authenticator app)"),
     ):
-        commands.add_parser(name, help=help_).add_argument("username")
+        commands.add_parser(name, help=help_).add_argument("username", help=ACCOUNT_HELP)
+    delete = commands.add_parser(
+        "delete-user",
+        help="erase an account and what is stored with it (right to erasure, GDPR Art. 17)",
+    )
+    delete.add_argument("username", help=ACCOUNT_HELP)
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    commands.add_parser("list-users", help="list the accounts")
     return parser
+
+
+ACCOUNT_HELP = "the username, or the account id (list-users) for single sign-on accounts"
+
+
+def _account(accounts: Accounts, name_or_id: str) -> AccountRecord:
+    try:
+        return accounts.by_username(name_or_id)
+    except AccountError:
+        pass
+    try:
+        return accounts.get(name_or_id)
+    except AccountError:
+        raise NoSuchAccount(f"no account with the username or id {name_or_id!r}") from None
+
+
+def _list(accounts: Accounts) -> None:
+    rows = [("id", "username", "display name", "kind", "admin", "2fa", "state")]
+    for a in accounts.store.all():
+        rows.append(
+            (
+                a.id,
+                a.username or "-",
+                a.display_name,
+                "local" if a.password_hash is not None else "sso",
+                "yes" if a.is_admin else "no",
+                "yes" if a.has_totp else "no",
+                "disabled" if a.is_disabled else "active",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -78,7 +120,21 @@ def run(options: argparse.Namespace, accounts: Accounts, sessions: Sessions) -> 
         )
         print(f"created account {record.username} ({record.display_name})")
         return 0
-    account = accounts.by_username(options.username)
+    if command == "list-users":
+        _list(accounts)
+        return 0
+    account = _account(accounts, options.username)
+    label = account.username or account.id
+    if command == "delete-user":
+        if not options.yes:
+            typed = input(f"Erase the account {label} ({account.display_name})? Type its name: ")
+            if typed.strip() != label:
+                print("not deleted", file=sys.stderr)
+                return EXIT_FAILED
+        sessions.end_all_for(account.id)
+        accounts.delete(account.id)
+        print(f"deleted account {label}")
+        return 0
     if command == "reset-password":
         secret = accounts.admin_reset(account.id, "temporary" if options.temporary else "token")
         sessions.end_all_for(account.id)

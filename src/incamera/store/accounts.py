@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .database import Database
-from .schema import accounts, oidc_links, password_resets
+from .schema import accounts, meeting_blocks, oidc_links, password_resets
 
 
 class UsernameTaken(ValueError):
@@ -94,6 +94,27 @@ class AccountStore:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         with self._engine.begin() as connection:
             connection.execute(accounts.update().where(accounts.c.id == account_id).values(values))
+
+    def all(self) -> list[AccountRecord]:
+        """Every account, oldest first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(accounts).order_by(accounts.c.created_at, accounts.c.id)
+            ).all()
+        return [_record(row) for row in rows]
+
+    def delete(self, account_id: str) -> bool:
+        """Erase an account: its sessions, single sign-on links and reset tokens go with it
+        (foreign keys cascade), meetings it owned lose their owner, and blocks naming it
+        are removed (they hold the person's name). False if there was no such account."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                meeting_blocks.delete().where(
+                    meeting_blocks.c.kind == "account", meeting_blocks.c.subject == account_id
+                )
+            )
+            result = connection.execute(accounts.delete().where(accounts.c.id == account_id))
+        return int(result.rowcount) == 1
 
     def totp_secrets(self) -> list[tuple[str, bytes]]:
         """(account id, stored TOTP secret) of every account with a second factor."""
