@@ -177,10 +177,21 @@ class MediaSettings(BaseModel):
 
 
 class MeetingSettings(BaseModel):
-    """When meetings close."""
+    """Who may create meetings, how often, and when meetings close."""
 
     model_config = ConfigDict(extra="forbid")
 
+    creators: Literal["anyone", "accounts"] = Field(
+        default="anyone",
+        description="who may create meetings: anyone who can open the server (the embedded "
+        "default), or only signed-in accounts (guests still join by link)",
+    )
+    creations_per_hour: int = Field(
+        default=60,
+        ge=1,
+        description="meetings one account, or one network address for people not signed "
+        "in, may create per hour",
+    )
     empty_grace_seconds: int = Field(
         default=300,
         ge=0,

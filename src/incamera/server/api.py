@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -20,8 +22,10 @@ from starlette.routing import Route
 from incamera.identity.principal import SignedInAccount
 from incamera.rooms.access import (
     AccessPolicy,
+    Limit,
     PinHasher,
     PolicyError,
+    SlidingWindow,
     new_secret,
     secret_digest,
     secret_matches,
@@ -43,6 +47,15 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.detail = detail
+
+
+def _source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def creation_window(per_hour: int) -> SlidingWindow:
+    """Meetings created per creator (account, or address when not signed in) per hour."""
+    return SlidingWindow(Limit(per_hour, 3600.0))
 
 
 def error_response(status: int, code: str, detail: str) -> JSONResponse:
@@ -160,6 +173,23 @@ async def create_meeting(request: Request) -> Response:
             raise ApiError(422, "invalid_request", f"policy: {exc}") from None
     who = await _principal(request)
     owner = who.account_id if isinstance(who, SignedInAccount) else None
+    if owner is None and context.settings.meetings.creators == "accounts":
+        raise ApiError(
+            403,
+            "account_required",
+            "only signed-in people can create meetings on this server: sign in first",
+        )
+    creations: SlidingWindow = request.app.state.creations
+    creator = f"account:{owner}" if owner else f"address:{_source(request)}"
+    now = time.monotonic()
+    wait = creations.retry_after(creator, now)
+    if wait:
+        raise ApiError(
+            429,
+            "too_many_meetings",
+            f"too many meetings created; try again in {math.ceil(wait / 60)} minute(s)",
+        )
+    creations.add(creator, now)
     moderator_key = new_secret()
     meeting = await context.registry.create(
         payload.title,

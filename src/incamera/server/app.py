@@ -340,6 +340,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.context = context
     app.state.pins = Argon2PinHasher()
+    app.state.creations = api.creation_window(settings.meetings.creations_per_hour)
     app.state.audit = AuditLog(AuditStore(database), settings.audit)
     app.state.admission = Admission.build(
         context.registry, settings.access, app.state.audit, app.state.pins

@@ -30,7 +30,9 @@ async function createMeeting() {
     });
     const body = await response.json();
     if (!response.ok) {
-      showError(body.detail || t("landing.serverAnswered", { status: response.status }));
+      const known = { account_required: "landing.accountRequired", too_many_meetings: "landing.tooMany" };
+      const key = known[body.error];
+      showError(key ? t(key) : body.detail || t("landing.serverAnswered", { status: response.status }));
       return;
     }
     $("join-url").value = body.join_url;

@@ -18,6 +18,8 @@ export default {
   "landing.join": "Teilnehmen",
   "landing.notALink": "Das ist kein Besprechungslink.",
   "landing.unreachable": "Der Server ist nicht erreichbar. Bitte versuchen Sie es erneut.",
+  "landing.accountRequired": "Auf diesem Server können nur angemeldete Personen Besprechungen erstellen. Bitte melden Sie sich zuerst an.",
+  "landing.tooMany": "Von hier aus wurden zu viele Besprechungen erstellt. Bitte versuchen Sie es später erneut.",
   "landing.serverAnswered": "Der Server antwortete mit {status}.",
   "landing.signIn": "Anmelden",
   "landing.signedInAs": "Angemeldet als {name}",

@@ -19,6 +19,8 @@ export default {
   "landing.join": "Join",
   "landing.notALink": "That is not a meeting link.",
   "landing.unreachable": "The server could not be reached. Please try again.",
+  "landing.accountRequired": "On this server, only signed-in people can create meetings. Please sign in first.",
+  "landing.tooMany": "Too many meetings were created from here. Please try again later.",
   "landing.serverAnswered": "The server answered {status}.",
   "landing.signIn": "Sign in",
   "landing.signedInAs": "Signed in as {name}",
