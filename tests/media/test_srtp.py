@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from incamera.media.srtp import SrtpError, SrtpKeys, SrtpProfile, SrtpSession
+from incamera.media.srtp import (
+    OUTBOUND_REPLAY_WINDOW,
+    SrtpError,
+    SrtpKeys,
+    SrtpProfile,
+    SrtpSession,
+)
 
 
 def rtp(sequence: int, ssrc: int = 0x11223344, payload: bytes = b"payload" * 20) -> bytes:
@@ -86,6 +92,20 @@ def test_reordering_within_the_replay_window_is_accepted() -> None:
     protected = [left.protect(rtp(seq)) for seq in range(600)]
     right.unprotect(protected[-1])
     assert right.unprotect(protected[0]) == rtp(0)
+
+
+def test_a_late_packet_is_sent_within_the_outbound_window_and_refused_beyond() -> None:
+    left, right = pair(SrtpProfile.AEAD_AES_128_GCM)
+    newest = OUTBOUND_REPLAY_WINDOW + 100
+    for seq in range(newest + 1):
+        if seq not in (50, 150):  # two packets held back, as a publisher's repair would be
+            left.protect(rtp(seq))
+    late = left.protect(rtp(150))  # 250 behind the newest: still within 256
+    right.unprotect(left.protect(rtp(newest + 1)))
+    assert right.unprotect(late) == rtp(150)
+    with pytest.raises(SrtpError) as too_late:
+        left.protect(rtp(50))  # 350 behind: the subscriber NACKs it, RTX answers instead
+    assert too_late.value.reason == "replay"
 
 
 def test_retransmission_with_the_same_sequence_number_can_be_protected() -> None:
