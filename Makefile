@@ -31,7 +31,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-KERNEL_SOURCES := setup.py src/incamera/media/_fanout.c
+KERNEL_SOURCES := setup.py src/incamera/media/_fanout.c src/incamera/media/_udp.c
 
 $(VENV)/.installed: pyproject.toml $(KERNEL_SOURCES) | build-deps $(BIN)/python
 	$(BIN)/pip install --quiet -e .

@@ -10,13 +10,55 @@ import pytest
 from incamera.media.udp_batch import (
     _LIBC,
     RECV_BATCH,
+    RECV_SIZE,
     BatchUdp,
     PlainUdp,
     decode_sockaddr,
     encode_sockaddr,
 )
 
-IMPLEMENTATIONS = [PlainUdp] + ([BatchUdp] if _LIBC is not None else [])
+
+def python_recv(sock: socket.socket) -> BatchUdp:
+    """BatchUdp with its Python receive loop (the C one, media/_udp.c, is the default)."""
+    io = BatchUdp(sock)
+    io.compiled_recv = False
+    return io
+
+
+IMPLEMENTATIONS = [PlainUdp] + ([BatchUdp, python_recv] if _LIBC is not None else [])
+
+
+@pytest.mark.skipif(_LIBC is None, reason="recvmmsg is Linux-only")
+def test_the_compiled_receive_loop_is_built() -> None:
+    """``make test`` installs a compiler: the C receive loop must be the one in use."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        assert BatchUdp(sock).compiled_recv
+
+
+@pytest.mark.skipif(_LIBC is None, reason="recvmmsg is Linux-only")
+@pytest.mark.parametrize("impl", [BatchUdp, python_recv])
+def test_truncated_datagrams_are_counted_and_sources_kept_apart(impl: type) -> None:
+    v4, v6 = udp_socket(), socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    v6.bind(("::1", 0))
+    receiver_sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    receiver_sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    receiver_sock.bind(("::", 0))
+    receiver_sock.setblocking(False)
+    port = receiver_sock.getsockname()[1]
+    try:
+        receiver = impl(receiver_sock)
+        v6.sendto(b"from six", ("::1", port))
+        v4.sendto(b"x" * (RECV_SIZE + 1), ("127.0.0.1", port))  # too big: truncated
+        v4.sendto(b"from four", ("127.0.0.1", port))
+        got = receive(receiver, 2)
+        assert [data for data, _ in got] == [b"from six", b"from four"]
+        assert got[0][1] == ("::1", v6.getsockname()[1])
+        assert got[1][1] == ("::ffff:127.0.0.1", v4.getsockname()[1])
+        assert receiver.errors == 1
+    finally:
+        v4.close()
+        v6.close()
+        receiver_sock.close()
 
 
 def udp_socket() -> socket.socket:

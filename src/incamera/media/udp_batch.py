@@ -89,6 +89,11 @@ def _libc_functions() -> tuple[object, object] | None:
 
 _LIBC = _libc_functions()
 
+try:  # the receive loop in C (media/_udp.c); BatchUdp.recv's Python loop where not built
+    from . import _udp
+except ImportError:
+    _udp = None  # type: ignore[assignment]
+
 
 def encode_sockaddr(addr: Address) -> bytes:
     """struct sockaddr_in / sockaddr_in6 for ``addr`` (host byte order family, Linux)."""
@@ -178,6 +183,7 @@ class BatchUdp:
             hdr.msg_iovlen = 1
         self._recv_msgs_addr = ctypes.addressof(self._recv_msgs)
         self._addr_cache: dict[bytes, Address] = {}
+        self.compiled_recv = _udp is not None  # False: the Python loop below (tests, fallback)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -245,6 +251,20 @@ class BatchUdp:
 
     def recv(self) -> list[tuple[bytes, Address]]:
         """Up to ``RECV_BATCH`` datagrams waiting on the socket (empty when none)."""
+        if self.compiled_recv:
+            out, truncated = _udp.recv(
+                self._fd,
+                self._recv_msgs_addr,
+                RECV_BATCH,
+                self._recv_addresses[0],
+                RECV_SIZE,
+                self._name_addresses[0],
+                NAME_SIZE,
+                self._addr_cache,
+                decode_sockaddr,
+            )
+            self.errors += truncated
+            return out  # type: ignore[no-any-return]
         count = self._recvmmsg(self._fd, self._recv_msgs_addr, RECV_BATCH, MSG_DONTWAIT, None)
         if count <= 0:
             return []
