@@ -744,14 +744,10 @@ async def totp_confirm(request: Request) -> Response:
 async def totp_page(request: Request) -> Response:
     """``GET /signin/totp``: enrol an authenticator app (signed-in local accounts)."""
     identity = identity_of(request.app)
-    session = await current_session(request)
-    who = await principal(request)
-    if session is None or not isinstance(who, SignedInAccount):
-        return RedirectResponse("/signin", status_code=303, headers=NO_STORE)
-    account = await to_thread.run_sync(identity.accounts.get, who.account_id)
-    if account.password_hash is None:
-        body = _error(_say(request, "totp.sso_account"))
-        return _page(request, _say(request, "totp.title"), body, 409)
+    found = await _own_account(request, "totp")
+    if isinstance(found, Response):
+        return found
+    session, account = found
     enrolment = identity.accounts.begin_totp(account)
     token = identity.accounts.enrolment_token(account.id, enrolment.secret)
     data = {**session.data, "totp_enrol": token}
@@ -836,8 +832,9 @@ def _own_password_form(
     return _page(request, text(lang, "password.title"), body, status)
 
 
-async def _own_account(request: Request) -> tuple[Session, AccountRecord] | Response:
-    """The signed-in session and its local account, or the response that refuses."""
+async def _own_account(request: Request, page: str) -> tuple[Session, AccountRecord] | Response:
+    """The signed-in session and its local account, or the response that refuses: to sign
+    in first, or (single sign-on accounts) ``page``'s explanation ("totp", "password")."""
     identity = identity_of(request.app)
     session = await current_session(request)
     who = await principal(request)
@@ -845,14 +842,14 @@ async def _own_account(request: Request) -> tuple[Session, AccountRecord] | Resp
         return RedirectResponse("/signin", status_code=303, headers=NO_STORE)
     account = await to_thread.run_sync(identity.accounts.get, who.account_id)
     if account.password_hash is None:
-        body = _error(_say(request, "password.sso_account"))
-        return _page(request, _say(request, "password.title"), body, 409)
+        body = _error(_say(request, f"{page}.sso_account"))
+        return _page(request, _say(request, f"{page}.title"), body, 409)
     return session, account
 
 
 async def own_password_page(request: Request) -> Response:
     """``GET /signin/password``: a signed-in person changes their own password."""
-    found = await _own_account(request)
+    found = await _own_account(request, "password")
     if isinstance(found, Response):
         return found
     return _own_password_form(request, found[0], None, 200)
@@ -863,7 +860,7 @@ async def own_password_submit(request: Request) -> Response:
     session of the account ended, and this browser gets a fresh one."""
     identity = identity_of(request.app)
     form = await _read_form(request)
-    found = await _own_account(request)
+    found = await _own_account(request, "password")
     if isinstance(found, Response):
         return found
     session, account = found
