@@ -114,17 +114,16 @@ def test_meetings_survive_a_restart(serve):  # type: ignore[no-untyped-def]
     assert second.stop() == 0
 
 
-def test_refuses_non_loopback_http_with_a_clear_message(tmp_path: Path):
-    process = incamera(
-        "serve",
-        "--bind-host",
-        "0.0.0.0",
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+def serve_refused(cwd: Path, *args: str) -> tuple[int, str, str]:
+    """``incamera serve *args`` that is expected to stop at start-up: (status, out, err)."""
+    process = incamera("serve", *args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 2
+    return process.returncode, out, err
+
+
+def test_refuses_non_loopback_http_with_a_clear_message(tmp_path: Path):
+    status, out, err = serve_refused(tmp_path, "--bind-host", "0.0.0.0")
+    assert status == 2
     assert "refusing to serve plain HTTP on 0.0.0.0" in err
     assert "incamera is running" not in out
 
@@ -134,16 +133,8 @@ def test_busy_port_is_reported(tmp_path: Path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        process = incamera(
-            "serve",
-            "--bind-port",
-            str(port),
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        _, err = process.communicate(timeout=60)
-    assert process.returncode == 1
+        status, _, err = serve_refused(tmp_path, "--bind-port", str(port))
+    assert status == 1
     assert f"cannot listen on 127.0.0.1 port {port}" in err
 
 
@@ -153,18 +144,8 @@ def test_a_secret_key_file_others_can_read_stops_the_start(tmp_path: Path):
     key = data / "secret.key"
     key.write_bytes(os.urandom(32))
     key.chmod(0o644)
-    process = incamera(
-        "serve",
-        "--bind-port",
-        "0",
-        "--data-dir",
-        str(data),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 2  # the configuration was refused
+    status, out, err = serve_refused(tmp_path, "--bind-port", "0", "--data-dir", str(data))
+    assert status == 2  # the configuration was refused
     assert "secret.key is accessible to other users (mode 644); make it 0600" in err
     assert "incamera is running" not in out
 
