@@ -52,9 +52,11 @@ def test_two_joins_report_json() -> None:
     samples = result["samples_ms"]
     assert len(samples) == 2 and all(s > 0 for s in samples), result
     assert min(samples) <= result["p50_ms"] <= result["p90_ms"] <= max(samples)
-    # Every step of a join was seen; the frame came after its track and a peer connection.
+    # Every step up to the first frame was seen; the frame came after its track and a peer
+    # connection. The joiner's own send connection may connect after the first remote frame
+    # (the receive side is set up first), so it is reported only when it came before.
     phases = result["phases_ms"]
-    assert set(join.PHASES) <= phases.keys(), phases
+    assert set(join.PHASES) - {"send_pc_connected"} <= phases.keys(), phases
     assert phases["first_pc_created"] < phases["first_frame"]
     assert phases["first_remote_video_track"] < phases["first_frame"]
     # The frame came from the publisher's camera (a simulcast layer of the fake device).

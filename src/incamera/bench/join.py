@@ -146,6 +146,8 @@ INIT_SCRIPT = """
 })();
 """
 
+# Read when the first remote frame is shown: a step that comes later (the joiner's own send
+# connection may) is missing from that join's marks and from its median.
 PHASES = (
     "dom_content_loaded",
     "first_pc_created",
